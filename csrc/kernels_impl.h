@@ -1,0 +1,209 @@
+// The SIMD kernels, written once with GCC/Clang vector extensions and compiled once per
+// instruction set: the including file defines PYFACE_ISA_NS (namespace), PYFACE_ISA (enum
+// value), PYFACE_VW (floats per vector) and PYFACE_MR (rows per register tile).
+//
+// Everything here has internal linkage or lives in the per-ISA namespace: an inline function
+// shared between translation units built with different flags could be merged by the linker
+// into the widest version and fault on a smaller CPU. Hence no standard-library templates.
+#include "pyface.h"
+
+namespace pyface {
+namespace PYFACE_ISA_NS {
+namespace {
+
+constexpr int VW = PYFACE_VW;
+constexpr int MR = PYFACE_MR;
+constexpr int NR = 4 * VW;
+
+typedef float V __attribute__((vector_size(VW * sizeof(float))));
+typedef int VI __attribute__((vector_size(VW * sizeof(int))));
+
+inline V load(const float* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
+inline void store(float* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
+inline V splat(float s) { return V{} + s; }
+inline V vmin(V a, V b) { return a < b ? a : b; }
+inline V vmax(V a, V b) { return a > b ? a : b; }
+
+// exp(x) by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6 polynomial for e^r
+// (relative error ~1e-7 over the clamped range, which keeps 2^n a normal float).
+inline V vexp(V x) {
+    x = vmin(vmax(x, splat(-87.3f)), splat(88.3f));
+    const V round_magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+    V n = (x * splat(1.44269504088896341f) + round_magic) - round_magic;
+    V r = x - n * splat(0.693359375f);
+    r = r - n * splat(-2.12194440e-4f);
+    V p = splat(1.9875691500e-4f);
+    p = p * r + splat(1.3981999507e-3f);
+    p = p * r + splat(8.3334519073e-3f);
+    p = p * r + splat(4.1665795894e-2f);
+    p = p * r + splat(1.6666665459e-1f);
+    p = p * r + splat(5.0000001201e-1f);
+    p = p * (r * r) + r + splat(1.0f);
+    const VI bits = (__builtin_convertvector(n, VI) + 127) << 23;
+    return p * (V)bits;
+}
+
+inline V vsigmoid(V x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
+inline V vtanh(V x) { return splat(2.0f) / (splat(1.0f) + vexp(splat(-2.0f) * x)) - splat(1.0f); }
+
+// acc[r][q] += sum_j A(r, j) * B(j, q*VW .. q*VW+VW) over one packed panel of B.
+template <int M>
+inline void mma(V (&acc)[M][4], int64_t k, const float* a, int64_t rs, int64_t cs, const float* b) {
+    for (int64_t j = 0; j < k; ++j, a += cs, b += NR) {
+        const V b0 = load(b), b1 = load(b + VW), b2 = load(b + 2 * VW), b3 = load(b + 3 * VW);
+        for (int r = 0; r < M; ++r) {
+            const V ar = splat(a[r * rs]);
+            acc[r][0] += ar * b0;
+            acc[r][1] += ar * b1;
+            acc[r][2] += ar * b2;
+            acc[r][3] += ar * b3;
+        }
+    }
+}
+
+template <int M>
+void gemm_rows(int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs, const float* bp,
+               float* c, int64_t ldc, bool accumulate) {
+    for (int64_t p = 0; p * NR < n; ++p, bp += k * NR) {
+        const int64_t c0 = p * NR;
+        const int64_t width = n - c0 < NR ? n - c0 : NR;
+        // A partial panel goes through a tile on the stack, so C is never touched past n.
+        float tile[M][NR];
+        V acc[M][4];
+        for (int r = 0; r < M; ++r) {
+            float* cr = c + r * ldc + c0;
+            if (width < NR) {
+                for (int j = 0; j < NR; ++j) tile[r][j] = accumulate && j < width ? cr[j] : 0.0f;
+                cr = tile[r];
+            }
+            for (int q = 0; q < 4; ++q) acc[r][q] = accumulate || width < NR ? load(cr + q * VW) : V{};
+        }
+        mma<M>(acc, k, a, rs, cs, bp);
+        for (int r = 0; r < M; ++r) {
+            float* cr = width < NR ? tile[r] : c + r * ldc + c0;
+            for (int q = 0; q < 4; ++q) store(cr + q * VW, acc[r][q]);
+            if (width < NR)
+                for (int j = 0; j < width; ++j) c[r * ldc + c0 + j] = tile[r][j];
+        }
+    }
+}
+
+// Gates of rows [r0, r0+M), hidden block `blk`: recurrent product, non-linearities and cell
+// update straight from the accumulators.
+template <int M>
+inline void forward_tile(const ForwardStep& s, int64_t r0, int64_t blk) {
+    V acc[M][4];
+    for (int r = 0; r < M; ++r) {
+        const float* pre = s.gates + (r0 + r) * s.gates_rs + blk * NR;
+        for (int q = 0; q < 4; ++q) acc[r][q] = load(pre + q * VW);
+    }
+    mma<M>(acc, s.hp, s.h_prev + r0 * s.h_rs, s.h_rs, 1, s.w_hh + blk * s.hp * NR);
+    for (int r = 0; r < M; ++r) {
+        const int64_t row = r0 + r;
+        const V i = vsigmoid(acc[r][0]), f = vsigmoid(acc[r][1]);
+        const V g = vtanh(acc[r][2]), o = vsigmoid(acc[r][3]);
+        const V c = f * load(s.c_prev + row * s.c_rs + blk * VW) + i * g;
+        store(s.c + row * s.c_rs + blk * VW, c);
+        store(s.h + row * s.h_rs + blk * VW, o * vtanh(c));
+        float* act = s.gates + row * s.gates_rs + blk * NR;
+        store(act, i);
+        store(act + VW, f);
+        store(act + 2 * VW, g);
+        store(act + 3 * VW, o);
+    }
+}
+
+template <int M>
+void forward_rows(const ForwardStep& s, int64_t r0) {
+    for (int64_t blk = 0; blk * VW < s.hp; ++blk) forward_tile<M>(s, r0, blk);
+}
+
+// dL/dh for rows [r0, r0+M) and hidden units [p*NR, p*NR+NR) from the recurrence, then the
+// gate gradients of those units at this step.
+template <int M>
+inline void backward_tile(const BackwardStep& s, int64_t r0, int64_t p) {
+    V acc[M][4];
+    const int64_t u0 = p * NR;
+    const int blocks = (int)((s.hp - u0) / VW < 4 ? (s.hp - u0) / VW : 4);
+    if (s.dg_next) {
+        for (int r = 0; r < M; ++r)
+            for (int q = 0; q < 4; ++q) acc[r][q] = V{};
+        mma<M>(acc, s.g, s.dg_next + r0 * s.dg_rs, s.dg_rs, 1, s.w_hh + p * s.g * NR);
+    } else {
+        for (int r = 0; r < M; ++r)
+            for (int q = 0; q < blocks; ++q) acc[r][q] = load(s.dh_init + (r0 + r) * s.hp + u0 + q * VW);
+    }
+    for (int r = 0; r < M; ++r) {
+        const int64_t row = r0 + r;
+        for (int q = 0; q < blocks; ++q) {
+            const int64_t u = u0 + q * VW;
+            const int64_t blk = u / VW;
+            V dh = acc[r][q];
+            if (s.dy) dh += load(s.dy + row * s.dy_rs + u);
+            const float* act = s.gates + row * s.gates_rs + blk * NR;
+            const V i = load(act), f = load(act + VW), g = load(act + 2 * VW), o = load(act + 3 * VW);
+            const V tc = vtanh(load(s.c + row * s.c_rs + u));
+            float* dc_ptr = s.dc + row * s.hp + u;
+            const V dc = load(dc_ptr) + dh * o * (splat(1.0f) - tc * tc);
+            float* dg = s.dg + row * s.dg_rs + blk * NR;
+            store(dg, dc * g * i * (splat(1.0f) - i));
+            store(dg + VW, dc * load(s.c_prev + row * s.c_rs + u) * f * (splat(1.0f) - f));
+            store(dg + 2 * VW, dc * i * (splat(1.0f) - g * g));
+            store(dg + 3 * VW, dh * tc * o * (splat(1.0f) - o));
+            store(dc_ptr, dc * f);
+        }
+    }
+}
+
+template <int M>
+void backward_rows(const BackwardStep& s, int64_t r0) {
+    for (int64_t p = 0; p * NR < s.hp; ++p) backward_tile<M>(s, r0, p);
+}
+
+// Rows in tiles of MR, the remainder in one smaller tile.
+template <template <int> class Fn, class Step>
+inline void over_rows(const Step& s, int64_t begin, int64_t end) {
+    int64_t r = begin;
+    for (; r + MR <= end; r += MR) Fn<MR>::run(s, r);
+    switch (end - r) {
+#define PYFACE_ROWS(M_) \
+    case M_: if (M_ < MR) Fn<(M_ < MR ? M_ : 1)>::run(s, r); break;
+        PYFACE_ROWS(1) PYFACE_ROWS(2) PYFACE_ROWS(3) PYFACE_ROWS(4) PYFACE_ROWS(5) PYFACE_ROWS(6) PYFACE_ROWS(7)
+        default: break;
+    }
+}
+
+struct GemmArgs {
+    int64_t n, k;
+    const float* a;
+    int64_t rs, cs;
+    const float* bp;
+    float* c;
+    int64_t ldc;
+    bool accumulate;
+};
+
+template <int M> struct GemmRows {
+    static void run(const GemmArgs& g, int64_t r) {
+        gemm_rows<M>(g.n, g.k, g.a + r * g.rs, g.rs, g.cs, g.bp, g.c + r * g.ldc, g.ldc, g.accumulate);
+    }
+};
+template <int M> struct ForwardRows { static void run(const ForwardStep& s, int64_t r) { forward_rows<M>(s, r); } };
+template <int M> struct BackwardRows { static void run(const BackwardStep& s, int64_t r) { backward_rows<M>(s, r); } };
+
+void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
+          const float* bp, float* c, int64_t ldc, bool accumulate) {
+    over_rows<GemmRows>(GemmArgs{n, k, a, rs, cs, bp, c, ldc, accumulate}, 0, m);
+}
+void forward_step(const ForwardStep& s, int64_t begin, int64_t end) { over_rows<ForwardRows>(s, begin, end); }
+void backward_step(const BackwardStep& s, int64_t begin, int64_t end) { over_rows<BackwardRows>(s, begin, end); }
+
+#undef PYFACE_ROWS
+
+static_assert(MR <= 8, "tails are spelled out up to 7 rows");
+
+const Kernels table = {Isa::PYFACE_ISA, PYFACE_ISA_NAME, VW, MR, gemm, forward_step, backward_step};
+
+}  // namespace
+}  // namespace PYFACE_ISA_NS
+}  // namespace pyface

@@ -1,0 +1,165 @@
+// pyface: plain data types and function declarations of the LSTM kernel.
+// Nothing here knows about Python; module.cpp is the only file that does.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pyface {
+
+enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+
+// Sizes of one LSTM layer call: x is (batch, time, input), the state (batch, hidden).
+struct LstmDims {
+    int64_t batch, time, input, hidden;
+};
+
+// Internal gate layout. Hidden units are grouped in blocks of `vw` (one SIMD vector); the four
+// gates of a block sit side by side, [i f g o] each vw wide, so one micro-tile of nr = 4*vw
+// columns holds every gate of the same units and the cell update runs from the accumulators.
+// The hidden size is padded to hp (a multiple of vw); padded units have zero weights and stay
+// exactly zero through the recurrence.
+struct Layout {
+    int64_t vw, nr, hp, g;
+
+    Layout(int64_t vector_width, int64_t hidden)
+        : vw(vector_width), nr(4 * vector_width),
+          hp((hidden + vector_width - 1) / vector_width * vector_width), g(4 * hp) {}
+
+    // Column of (gate, unit) in the interleaved layout.
+    int64_t col(int64_t gate, int64_t unit) const {
+        return unit / vw * nr + gate * vw + unit % vw;
+    }
+};
+
+// One forward timestep for a range of batch rows. All row strides are in floats.
+struct ForwardStep {
+    int64_t hp;                  // padded hidden size: the K of the recurrent product
+    const float* w_hh;           // packed W_hh^T: hp/vw panels of (hp x nr)
+    const float* h_prev;         // h_{t-1}, row stride h_rs
+    const float* c_prev;         // c_{t-1}, row stride c_rs
+    float* h;                    // h_t out
+    float* c;                    // c_t out
+    int64_t h_rs, c_rs;
+    float* gates;                // in: x_t W_ih^T + b; out: activations i f g o (row stride gates_rs)
+    int64_t gates_rs;
+};
+
+// One backward timestep for a range of batch rows.
+struct BackwardStep {
+    int64_t hp, g;
+    const float* w_hh;           // packed W_hh (interleaved rows): ceil(hp/nr) panels of (g x nr)
+    const float* dg_next;        // dgates of the step processed before (row stride dg_rs), or null:
+    const float* dh_init;        //   then dh comes from dh_init (row stride hp)
+    const float* dy;             // padded dL/dy_t (row stride dy_rs) or null
+    int64_t dy_rs;
+    const float* gates;          // activations at t (row stride gates_rs)
+    int64_t gates_rs;
+    const float* c;              // c_t and c_{t-1} (row stride c_rs)
+    const float* c_prev;
+    int64_t c_rs;
+    float* dc;                   // in: dL/dc_t from later steps; out: dL/dc_{t-1} (row stride hp)
+    float* dg;                   // out: dL/d(pre-activation gates) at t (row stride dg_rs)
+    int64_t dg_rs;
+};
+
+// The kernels of one instruction set. Each is compiled in its own translation unit with only
+// that instruction set enabled.
+struct Kernels {
+    Isa isa;
+    const char* name;
+    int vw;  // floats per vector
+    int mr;  // rows per register tile
+
+    // C[m x n] (+)= A[m x k] * B. A's element (r, j) is a[r*rs + j*cs]; B is packed in panels of
+    // nr columns (pack_panels). Writes only the n columns of C.
+    void (*gemm)(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
+                 const float* b_packed, float* c, int64_t ldc, bool accumulate);
+    void (*forward_step)(const ForwardStep& s, int64_t row_begin, int64_t row_end);
+    void (*backward_step)(const BackwardStep& s, int64_t row_begin, int64_t row_end);
+};
+
+const Kernels* kernels_generic();
+const Kernels* kernels_avx2();    // null when not built for x86-64
+const Kernels* kernels_avx512();  // null when not built for x86-64
+
+// Run-time dispatch (dispatch.cpp).
+bool isa_supported(Isa isa);      // the CPU and the OS (saved vector state) both support it
+const Kernels& active_kernels();
+void set_active_isa(Isa isa);     // throws std::invalid_argument when unsupported
+Isa best_isa();
+const char* isa_name(Isa isa);
+bool parse_isa(const char* name, Isa* out);
+
+// B given element by element -> panels of nr columns, each k x nr, zero padded (gemm.cpp).
+// at(i, j) returns B[i][j] for i < k, j < n.
+template <class At>
+void pack_panels(int64_t k, int64_t n, int64_t nr, At at, float* out) {
+    for (int64_t p = 0; p * nr < n; ++p)
+        for (int64_t i = 0; i < k; ++i)
+            for (int64_t j = 0; j < nr; ++j) {
+                const int64_t col = p * nr + j;
+                *out++ = col < n ? at(i, col) : 0.0f;
+            }
+}
+inline int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return (n + nr - 1) / nr * nr * k; }
+
+// C = A * B (+ C) split over `threads` threads by rows of C.
+void parallel_gemm(const Kernels& k, int threads, int64_t m, int64_t n, int64_t kk, const float* a,
+                   int64_t rs, int64_t cs, const float* b_packed, float* c, int64_t ldc,
+                   bool accumulate);
+
+// 64-byte aligned float storage that does not zero unless asked.
+class Buffer {
+public:
+    Buffer() = default;
+    explicit Buffer(size_t n, bool zero = false);
+    Buffer(Buffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+    Buffer& operator=(Buffer&& o) noexcept;
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    ~Buffer();
+    float* data() { return p_; }
+    const float* data() const { return p_; }
+    size_t size() const { return n_; }
+
+private:
+    float* p_ = nullptr;
+    size_t n_ = 0;
+};
+
+// What backward needs from forward. Owned by the caller (a Python object), never global.
+struct LstmCache {
+    LstmDims dims{};
+    bool reverse = false;
+    const Kernels* kernels = nullptr;  // backward uses the layout forward used
+    Buffer x, w_ih, w_hh;              // copies: the caller may change its arrays in between
+    Buffer gates;                      // (batch, time, g) activations
+    Buffer hs, cs;                     // (batch, time + 1, hp): h0/c0 and every state
+    size_t nbytes() const;
+};
+
+// Flushes denormals to zero in the calling thread for its lifetime, then restores the mode.
+class DenormalsOff {
+public:
+    DenormalsOff();
+    ~DenormalsOff();
+
+private:
+    unsigned saved_;
+};
+
+int num_threads();
+void set_num_threads(int n);
+
+// One LSTM layer. h0/c0 may be null (zeros). y is (batch, time, hidden); h_T, c_T (batch,
+// hidden). With cache non-null, keeps what lstm_backward needs.
+void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const float* w_hh,
+                  const float* bias, const float* h0, const float* c0, bool reverse, float* y,
+                  float* h_T, float* c_T, LstmCache* cache);
+
+// Gradients from a cache. dy, dh_T, dc_T may be null (zeros); dx may be null (not computed).
+void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, const float* dc_T,
+                   float* dx, float* dw_ih, float* dw_hh, float* dbias, float* dh0, float* dc0);
+
+}  // namespace pyface

@@ -1,0 +1,20 @@
+"""pyface: fast LSTM face recognition on the CPU."""
+
+from ._runtime import get_isa, get_num_threads, info, set_isa, set_num_threads, supported_isas
+from .lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
+
+__version__: str = info()["version"]
+
+__all__ = [
+    "__version__",
+    "info",
+    "get_isa",
+    "set_isa",
+    "supported_isas",
+    "get_num_threads",
+    "set_num_threads",
+    "LstmCache",
+    "LstmGrads",
+    "lstm_forward",
+    "lstm_backward",
+]

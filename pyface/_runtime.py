@@ -1,0 +1,60 @@
+"""What the native kernel runs on: instruction set and threads."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import cv2
+import numpy as np
+
+from . import _core
+
+__all__ = ["info", "set_num_threads", "get_num_threads", "set_isa", "get_isa", "supported_isas"]
+
+
+def info() -> Dict[str, Any]:
+    """Describe the build and the machine: version, instruction set in use, threads, libraries.
+
+    ``isa`` is one of ``'avx512'``, ``'avx2'``, ``'generic'``: the best the CPU and OS support,
+    unless the environment variable ``PYFACE_ISA`` (or :func:`set_isa`) chose another.
+    """
+    return {
+        "version": _core.__version__,
+        "isa": _core.get_isa(),
+        "vector_width": _core.vector_width(),
+        "supported_isas": _core.supported_isas(),
+        "threads": _core.get_num_threads(),
+        "openmp": _core.openmp,
+        "compiler": _core.compiler,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` OpenMP threads in the kernel (default: ``OMP_NUM_THREADS`` or all cores)."""
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Number of threads the kernel uses."""
+    return _core.get_num_threads()
+
+
+def set_isa(name: str) -> None:
+    """Switch the kernel path: ``'generic'``, ``'avx2'`` or ``'avx512'``.
+
+    Raises ``ValueError`` for a path this CPU (or its OS) does not support. Mostly for testing
+    and measuring; the default is already the fastest supported path.
+    """
+    _core.set_isa(str(name))
+
+
+def get_isa() -> str:
+    """Name of the kernel path in use."""
+    return _core.get_isa()
+
+
+def supported_isas() -> List[str]:
+    """Kernel paths this machine can run, slowest first."""
+    return list(_core.supported_isas())
