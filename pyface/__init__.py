@@ -1,7 +1,9 @@
 """pyface: fast LSTM face recognition on the CPU."""
 
 from ._runtime import get_isa, get_num_threads, info, set_isa, set_num_threads, supported_isas
+from .data import FaceDataset, from_arrays, load_images
 from .lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
+from .preprocess import Preprocessor
 
 __version__: str = info()["version"]
 
@@ -17,4 +19,8 @@ __all__ = [
     "LstmGrads",
     "lstm_forward",
     "lstm_backward",
+    "Preprocessor",
+    "FaceDataset",
+    "load_images",
+    "from_arrays",
 ]

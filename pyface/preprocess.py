@@ -1,0 +1,258 @@
+"""Turn face photographs into the fixed-size grey images the recognizer reads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+__all__ = ["Preprocessor", "frontal_face_cascade_path"]
+
+_EQUALIZE_CHOICES = ("hist", "clahe", None)
+_CASCADE_FILE = "haarcascade_frontalface_default.xml"
+# Photos in face data sets are mostly face; a smaller detection is more likely a false one.
+_MIN_FACE_FRACTION = 0.2
+
+
+def frontal_face_cascade_path() -> str | None:
+    """Path of the frontal-face Haar cascade bundled with OpenCV, or None if it ships none.
+
+    OpenCV 5 builds (``opencv-python-headless`` 5.x) no longer ship the cascade files.
+    """
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    if folder is None:
+        return None
+    path = os.path.join(folder, _CASCADE_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def _load_cascade(cascade_path: str | None):
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise RuntimeError(
+            f"face detection needs cv2.CascadeClassifier, which OpenCV {cv2.__version__} as installed "
+            "does not have (OpenCV 5 moved it to the contrib build): install opencv-contrib-python-headless, "
+            "or an OpenCV below 5, or use detect_faces=False"
+        )
+    path = cascade_path if cascade_path is not None else frontal_face_cascade_path()
+    if path is None:
+        raise RuntimeError(
+            f"face detection needs {_CASCADE_FILE}, which OpenCV {cv2.__version__} as installed "
+            "does not ship: pass cascade_path= pointing to a copy of it (OpenCV's data/haarcascades folder), "
+            "or use detect_faces=False"
+        )
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise RuntimeError(f"could not load a Haar cascade from {path!r}")
+    return cascade
+
+
+def _is_positive(value, types: tuple) -> bool:
+    # bool is an int to Python, but True is no size.
+    return isinstance(value, types) and not isinstance(value, bool) and value > 0
+
+
+def _to_grey_unit(image: np.ndarray) -> np.ndarray:
+    """Any supported image -> float32 (H, W) grey in [0, 1]."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"image must be (H, W) grey or (H, W, 3|4) BGR(A), got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty, shape {image.shape}")
+
+    if image.dtype == np.uint8:
+        grey = image.astype(np.float32) / 255.0
+    elif image.dtype == np.uint16:
+        grey = image.astype(np.float32) / 65535.0
+    elif np.issubdtype(image.dtype, np.floating):
+        if not np.all(np.isfinite(image)):
+            raise ValueError("image contains NaN or infinite values")
+        grey = np.clip(image.astype(np.float32), 0.0, 1.0)
+    else:
+        raise TypeError(f"image dtype must be uint8, uint16 or floating, got {image.dtype}")
+
+    if grey.ndim == 3:
+        code = cv2.COLOR_BGR2GRAY if grey.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        grey = cv2.cvtColor(grey, code)
+    return grey
+
+
+def _quantize(grey: np.ndarray, *, stretch: bool) -> np.ndarray:
+    """float [0, 1] -> uint8. With stretch, the image's own range is mapped to 0..255."""
+    if stretch:
+        low, high = float(grey.min()), float(grey.max())
+        if high > low:
+            # Equalisation discards absolute levels anyway; stretching first keeps the
+            # levels of dim 16-bit images that would otherwise collapse into a few bins.
+            grey = (grey - low) / (high - low)
+    return np.clip(np.rint(grey * 255.0), 0, 255).astype(np.uint8)
+
+
+def _resize(grey: np.ndarray, size: int) -> np.ndarray:
+    h, w = grey.shape
+    shrinking = h >= size and w >= size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(grey, (size, size), interpolation=interpolation)
+
+
+class Preprocessor:
+    """Grey, crop, resize and equalise face images into float32 (size, size) arrays in [0, 1].
+
+    Parameters
+    ----------
+    size : int, default 64
+        Side in pixels of the square output.
+    equalize : {"hist", "clahe", None}, default "hist"
+        Global histogram equalisation, contrast-limited adaptive equalisation, or none.
+    detect_faces : bool, default False
+        Crop to the largest frontal face found by OpenCV's Haar cascade; an image with
+        no face found is used whole and counted in ``n_faces_missed_``.
+    clahe_clip : float, default 2.0
+        CLAHE contrast limit (only with ``equalize="clahe"``).
+    clahe_grid : int, default 8
+        CLAHE tiles per side (only with ``equalize="clahe"``).
+    cascade_path : str or None, default None
+        Haar cascade XML to detect faces with; None means OpenCV's bundled
+        ``haarcascade_frontalface_default.xml``.
+
+    Attributes
+    ----------
+    n_faces_found_ : int
+        Images cropped to a detected face since construction.
+    n_faces_missed_ : int
+        Images in which detection found no face and that were used whole.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: int = 64,
+        equalize: str | None = "hist",
+        detect_faces: bool = False,
+        clahe_clip: float = 2.0,
+        clahe_grid: int = 8,
+        cascade_path: str | None = None,
+    ) -> None:
+        if not _is_positive(size, (int, np.integer)):
+            raise ValueError(f"size must be a positive integer, got {size!r}")
+        if equalize not in _EQUALIZE_CHOICES:
+            raise ValueError(f"equalize must be one of {_EQUALIZE_CHOICES}, got {equalize!r}")
+        if not isinstance(detect_faces, (bool, np.bool_)):
+            raise ValueError(f"detect_faces must be True or False, got {detect_faces!r}")
+        if not _is_positive(clahe_clip, (int, float, np.number)):
+            raise ValueError(f"clahe_clip must be a positive number, got {clahe_clip!r}")
+        if not _is_positive(clahe_grid, (int, np.integer)):
+            raise ValueError(f"clahe_grid must be a positive integer, got {clahe_grid!r}")
+        if cascade_path is not None and not isinstance(cascade_path, (str, os.PathLike)):
+            raise ValueError(f"cascade_path must be a path or None, got {cascade_path!r}")
+
+        self.size = int(size)
+        self.equalize = equalize
+        self.detect_faces = bool(detect_faces)
+        self.clahe_clip = float(clahe_clip)
+        self.clahe_grid = int(clahe_grid)
+        self.cascade_path = None if cascade_path is None else os.fspath(cascade_path)
+        self.n_faces_found_ = 0
+        self.n_faces_missed_ = 0
+        # Loaded now so that a missing detector fails here, not deep inside a data load.
+        self._cascade = _load_cascade(self.cascade_path) if self.detect_faces else None
+
+    def find_face(self, grey: np.ndarray) -> tuple[int, int, int, int] | None:
+        """Largest face in a uint8 (H, W) grey image as (x, y, w, h) in pixels, or None."""
+        if self._cascade is None:
+            raise RuntimeError("find_face needs a Preprocessor made with detect_faces=True")
+        min_side = max(1, int(_MIN_FACE_FRACTION * min(grey.shape)))
+        faces = self._cascade.detectMultiScale(
+            grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+        )
+        if len(faces) == 0:
+            return None
+        x, y, w, h = max(faces, key=lambda box: int(box[2]) * int(box[3]))
+        return int(x), int(y), int(w), int(h)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Preprocess one image.
+
+        Parameters
+        ----------
+        image : ndarray, uint8, uint16 or floating (assumed in [0, 1], clipped)
+            (H, W) grey, or (H, W, 3) BGR / (H, W, 4) BGRA colour as OpenCV reads it.
+
+        Returns
+        -------
+        ndarray, float32, shape (size, size), values in [0, 1]
+        """
+        grey = _to_grey_unit(image)
+        if self.detect_faces:
+            box = self.find_face(_quantize(grey, stretch=False))
+            if box is None:
+                self.n_faces_missed_ += 1
+            else:
+                self.n_faces_found_ += 1
+                x, y, w, h = box
+                grey = grey[y : y + h, x : x + w]
+        grey = _resize(grey, self.size)
+        if self.equalize is None:
+            return grey
+        levels = _quantize(grey, stretch=True)
+        if self.equalize == "hist":
+            levels = cv2.equalizeHist(levels)
+        else:
+            grid = (self.clahe_grid, self.clahe_grid)
+            levels = cv2.createCLAHE(clipLimit=self.clahe_clip, tileGridSize=grid).apply(levels)
+        return levels.astype(np.float32) / 255.0
+
+    def transform(self, images: Iterable[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Preprocess many images (each as in ``__call__``, sizes may differ).
+
+        Returns
+        -------
+        ndarray, float32, shape (N, size, size), values in [0, 1]
+        """
+        out = [self(image) for image in images]
+        if not out:
+            return np.empty((0, self.size, self.size), dtype=np.float32)
+        return np.stack(out)
+
+    def to_dict(self) -> dict:
+        """Settings as a JSON-serialisable dict; ``from_dict`` rebuilds an equal Preprocessor."""
+        return {
+            "size": self.size,
+            "equalize": self.equalize,
+            "detect_faces": self.detect_faces,
+            "clahe_clip": self.clahe_clip,
+            "clahe_grid": self.clahe_grid,
+            "cascade_path": self.cascade_path,
+        }
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> Preprocessor:
+        """Inverse of ``to_dict``; missing keys take their defaults, unknown keys are an error."""
+        unknown = set(settings) - set(cls().to_dict())
+        if unknown:
+            raise ValueError(f"unknown Preprocessor settings: {sorted(unknown)}")
+        return cls(**settings)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Preprocessor):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.to_dict().items())
+        return f"Preprocessor({args})"
+
+    def __getstate__(self) -> dict:
+        # An OpenCV cascade neither pickles nor deep-copies; it is reloaded from the path.
+        state = self.__dict__.copy()
+        state["_cascade"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.detect_faces:
+            self._cascade = _load_cascade(self.cascade_path)

@@ -1,0 +1,364 @@
+"""Preprocessor: output contract, equalisation, input kinds, settings, face cropping."""
+
+import copy
+import json
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+
+import pyface.preprocess as preprocess
+from pyface.preprocess import Preprocessor, frontal_face_cascade_path
+
+
+@pytest.fixture(scope="module")
+def orl_image(att_faces_dir):
+    image = cv2.imread(str(att_faces_dir / "s1" / "1.pgm"), cv2.IMREAD_UNCHANGED)
+    assert image is not None and image.shape == (112, 92) and image.dtype == np.uint8
+    return image
+
+
+def low_contrast(shape=(64, 64), seed=0):
+    return np.random.default_rng(seed).integers(100, 131, size=shape).astype(np.uint8)
+
+
+# --- output contract ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("equalize", ["hist", "clahe", None])
+@pytest.mark.parametrize("size", [64, 32])
+def test_orl_image_becomes_float32_square_in_unit_range(orl_image, equalize, size):
+    out = Preprocessor(size=size, equalize=equalize)(orl_image)
+    assert out.dtype == np.float32
+    assert out.shape == (size, size)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_input_is_not_modified(orl_image):
+    before = orl_image.copy()
+    Preprocessor()(orl_image)
+    np.testing.assert_array_equal(orl_image, before)
+
+
+# --- equalisation ------------------------------------------------------------------------
+
+
+def test_hist_equalisation_spreads_a_narrow_histogram():
+    image = low_contrast()  # 31 grey levels, 100..130
+    out = Preprocessor(equalize="hist")(image)
+    assert out.min() == 0.0 and out.max() == 1.0
+    # An equalised image has a near-uniform distribution: its quartiles sit near 1/4, 1/2, 3/4.
+    np.testing.assert_allclose(np.quantile(out, [0.25, 0.5, 0.75]), [0.25, 0.5, 0.75], atol=0.05)
+
+
+def test_hist_equalisation_flattens_a_real_face(orl_image):
+    out = Preprocessor(equalize="hist")(orl_image)
+    plain = Preprocessor(equalize=None)(orl_image)
+    counts_out = np.histogram(out, bins=8, range=(0, 1))[0]
+    counts_plain = np.histogram(plain, bins=8, range=(0, 1))[0]
+    # Eight equal bins each hold about an eighth of the pixels after, far from it before.
+    assert counts_out.min() > 0.09 * out.size and counts_out.max() < 0.16 * out.size
+    assert counts_plain.max() > 0.3 * plain.size
+
+
+def test_no_equalisation_keeps_grey_levels():
+    image = np.random.default_rng(1).integers(0, 256, size=(64, 64)).astype(np.uint8)
+    out = Preprocessor(equalize=None)(image)
+    np.testing.assert_allclose(out, image / 255.0, atol=1e-6)
+
+
+def test_clahe_equalises_locally_where_hist_does_not():
+    # Left half dark, right half bright, each with a little texture.
+    rng = np.random.default_rng(2)
+    image = np.empty((64, 64), np.uint8)
+    image[:, :32] = rng.integers(20, 50, size=(64, 32))
+    image[:, 32:] = rng.integers(180, 210, size=(64, 32))
+
+    def halves_gap(out):
+        return abs(out[:, 32:].mean() - out[:, :32].mean())
+
+    assert halves_gap(Preprocessor(equalize="hist")(image)) > 0.4
+    # With a loose contrast limit each tile is equalised on its own, so both halves centre on grey.
+    assert halves_gap(Preprocessor(equalize="clahe", clahe_clip=40.0)(image)) < 0.1
+    tight = Preprocessor(equalize="clahe", clahe_clip=2.0)(image)
+    assert halves_gap(tight) > 0.3
+
+
+def test_clahe_grid_changes_the_result(orl_image):
+    coarse = Preprocessor(equalize="clahe", clahe_grid=2)(orl_image)
+    fine = Preprocessor(equalize="clahe", clahe_grid=8)(orl_image)
+    assert np.abs(coarse - fine).mean() > 0.01
+
+
+def test_constant_image_stays_constant():
+    for equalize in ("hist", "clahe", None):
+        out = Preprocessor(equalize=equalize)(np.full((40, 40), 77, np.uint8))
+        assert np.ptp(out) == 0.0, equalize
+
+
+# --- kinds of input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bgr, grey",
+    # OpenCV's luma weights are 0.114 B + 0.587 G + 0.299 R; channel order is B, G, R.
+    [((255, 0, 0), 0.114), ((0, 255, 0), 0.587), ((0, 0, 255), 0.299)],
+)
+def test_colour_is_bgr_converted_to_luma(bgr, grey):
+    image = np.empty((30, 30, 3), np.uint8)
+    image[:] = bgr
+    out = Preprocessor(equalize=None)(image)
+    np.testing.assert_allclose(out, grey, atol=1.0 / 255)
+
+
+def test_alpha_channel_is_ignored():
+    bgra = np.zeros((30, 30, 4), np.uint8)
+    bgra[..., 2] = 255  # red
+    bgra[..., 3] = np.random.default_rng(3).integers(0, 256, size=(30, 30))
+    out = Preprocessor(equalize=None)(bgra)
+    np.testing.assert_allclose(out, 0.299, atol=1.0 / 255)
+
+
+def test_single_channel_last_axis_is_grey():
+    image = low_contrast()
+    np.testing.assert_array_equal(Preprocessor()(image[:, :, None]), Preprocessor()(image))
+
+
+def test_sixteen_bit_full_range_maps_to_unit_range():
+    image = np.zeros((64, 64), np.uint16)
+    image[:, 32:] = 65535
+    image[:, :16] = 32768
+    out = Preprocessor(equalize=None)(image)
+    np.testing.assert_allclose(out[:, 32:], 1.0)
+    np.testing.assert_allclose(out[:, :16], 32768 / 65535, atol=1e-6)
+    np.testing.assert_allclose(out[:, 16:32], 0.0)
+
+
+def test_dim_sixteen_bit_image_keeps_its_levels_when_equalised():
+    # 12-bit data in a 16-bit container: all of it lies below 1/16 of the full range.
+    ramp = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    out = Preprocessor(equalize="hist")(ramp)
+    assert out.min() == 0.0 and out.max() == 1.0
+    assert len(np.unique(out)) > 200
+
+
+def test_float_images_are_taken_as_unit_range_and_clipped():
+    image = np.full((64, 64), 0.25)
+    image[0, 0] = 7.0
+    image[0, 1] = -3.0
+    out = Preprocessor(equalize=None)(image)
+    assert out[0, 0] == 1.0 and out[0, 1] == 0.0
+    np.testing.assert_allclose(out[1:], 0.25)
+
+
+def test_tiny_image_is_upscaled_smoothly():
+    image = np.zeros((8, 8), np.uint8)
+    image[:, 4:] = 255
+    out = Preprocessor(equalize=None)(image)
+    assert out.shape == (64, 64)
+    assert np.all(out[:, 0] == 0.0) and np.all(out[:, -1] == 1.0)
+    assert np.all(np.diff(out, axis=1) >= 0)
+    # Interpolated, not blocky: the step between the halves passes through grey levels.
+    assert np.any((out > 0.1) & (out < 0.9))
+
+
+def test_shrinking_averages_areas():
+    # Columns repeat 0, 0, 0, 255: a 4x area shrink gives a quarter everywhere, while
+    # point sampling would give 0 or 1.
+    image = np.tile(np.array([0, 0, 0, 255], np.uint8), (256, 64))
+    out = Preprocessor(equalize=None)(image)
+    np.testing.assert_allclose(out, 0.25, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "image, error",
+    [
+        (np.zeros((10, 10, 2), np.uint8), ValueError),
+        (np.zeros((10,), np.uint8), ValueError),
+        (np.zeros((0, 10), np.uint8), ValueError),
+        (np.zeros((10, 10), np.int32), TypeError),
+        (np.full((10, 10), np.nan), ValueError),
+        ([[0, 1], [1, 0]], TypeError),
+    ],
+)
+def test_unsupported_images_are_rejected(image, error):
+    with pytest.raises(error):
+        Preprocessor()(image)
+
+
+def test_transform_stacks_images_of_different_sizes(orl_image):
+    pre = Preprocessor(size=32)
+    images = [orl_image, low_contrast((20, 50)), np.zeros((5, 5, 3), np.uint8)]
+    out = pre.transform(images)
+    assert out.shape == (3, 32, 32) and out.dtype == np.float32
+    for row, image in zip(out, images):
+        np.testing.assert_array_equal(row, pre(image))
+
+
+def test_transform_of_nothing_is_empty():
+    out = Preprocessor(size=16).transform([])
+    assert out.shape == (0, 16, 16) and out.dtype == np.float32
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"size": 0},
+        {"size": 1.5},
+        {"size": True},
+        {"equalize": "histogram"},
+        {"detect_faces": "yes"},
+        {"clahe_clip": 0.0},
+        {"clahe_clip": "2"},
+        {"clahe_clip": float("nan")},
+        {"clahe_grid": 0},
+        {"cascade_path": 3},
+    ],
+)
+def test_bad_settings_raise_value_error(kwargs):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=name):
+        Preprocessor(**kwargs)
+
+
+def test_settings_round_trip_through_json():
+    pre = Preprocessor(size=48, equalize="clahe", clahe_clip=3.5, clahe_grid=4)
+    back = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    assert back == pre
+    assert back.to_dict() == {
+        "size": 48,
+        "equalize": "clahe",
+        "detect_faces": False,
+        "clahe_clip": 3.5,
+        "clahe_grid": 4,
+        "cascade_path": None,
+    }
+    image = low_contrast()
+    np.testing.assert_array_equal(back(image), pre(image))
+
+
+def test_equality_is_by_settings():
+    assert Preprocessor() == Preprocessor(size=64, equalize="hist")
+    assert Preprocessor() != Preprocessor(equalize=None)
+    assert Preprocessor() != Preprocessor(clahe_grid=4)
+    assert Preprocessor() != "Preprocessor()"
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="colour"):
+        Preprocessor.from_dict({"size": 64, "colour": True})
+
+
+def test_repr_rebuilds_an_equal_preprocessor():
+    pre = Preprocessor(size=32, equalize=None)
+    text = repr(pre)
+    assert text.startswith("Preprocessor(") and "size=32" in text and "equalize=None" in text
+    assert eval(text, {"Preprocessor": Preprocessor}) == pre
+
+
+# --- face detection ----------------------------------------------------------------------
+
+
+class FakeCascade:
+    """Stands in for cv2.CascadeClassifier: returns fixed boxes, refuses to be copied like it."""
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+        self.seen = []
+
+    def detectMultiScale(self, image, **kwargs):
+        self.seen.append(image)
+        return np.array(self.boxes, dtype=np.int32).reshape(-1, 4)
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle 'cv2.CascadeClassifier' object")
+
+
+@pytest.fixture
+def fake_cascade(monkeypatch):
+    cascade = FakeCascade([])
+    monkeypatch.setattr(preprocess, "_load_cascade", lambda path: cascade)
+    return cascade
+
+
+def test_detection_crops_to_the_largest_face(fake_cascade):
+    image = np.zeros((100, 100), np.uint8)
+    image[10:50, 20:60] = 200  # the large "face"
+    image[70:80, 70:80] = 50  # a small one
+    fake_cascade.boxes = [(70, 70, 10, 10), (20, 10, 40, 40)]
+    pre = Preprocessor(size=16, equalize=None, detect_faces=True)
+    out = pre(image)
+    np.testing.assert_allclose(out, 200 / 255, atol=1e-6)
+    assert (pre.n_faces_found_, pre.n_faces_missed_) == (1, 0)
+    assert fake_cascade.seen[0].dtype == np.uint8 and fake_cascade.seen[0].shape == (100, 100)
+
+
+def test_detection_falls_back_to_the_whole_image_and_counts_it(fake_cascade):
+    image = np.zeros((100, 100), np.uint8)
+    image[:, 50:] = 255
+    pre = Preprocessor(size=16, equalize=None, detect_faces=True)
+    out = pre.transform([image, image])
+    np.testing.assert_array_equal(out[0], Preprocessor(size=16, equalize=None)(image))
+    assert (pre.n_faces_found_, pre.n_faces_missed_) == (0, 2)
+
+
+def test_find_face_without_detection_is_an_error():
+    with pytest.raises(RuntimeError, match="detect_faces=True"):
+        Preprocessor().find_face(np.zeros((10, 10), np.uint8))
+
+
+def test_detecting_preprocessor_pickles_and_copies(fake_cascade):
+    pre = Preprocessor(detect_faces=True)
+    assert pickle.loads(pickle.dumps(pre)) == pre
+    assert copy.deepcopy(pre) == pre
+
+
+def test_missing_cascade_class_is_a_clear_error(monkeypatch):
+    monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
+    with pytest.raises(RuntimeError, match="CascadeClassifier.*detect_faces=False"):
+        Preprocessor(detect_faces=True)
+
+
+class StubClassifier:
+    def __init__(self, path):
+        self.path = path
+
+    def empty(self):
+        return not self.path.endswith(".xml")
+
+
+def test_missing_cascade_file_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(cv2, "CascadeClassifier", StubClassifier, raising=False)
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path) + "/")
+    assert frontal_face_cascade_path() is None
+    with pytest.raises(RuntimeError, match="cascade_path"):
+        Preprocessor(detect_faces=True)
+    with pytest.raises(RuntimeError, match="could not load"):
+        Preprocessor(detect_faces=True, cascade_path=str(tmp_path / "cascade.txt"))
+
+
+def test_bundled_cascade_is_found_when_present(monkeypatch, tmp_path):
+    monkeypatch.setattr(cv2, "CascadeClassifier", StubClassifier, raising=False)
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path) + "/")
+    (tmp_path / "haarcascade_frontalface_default.xml").write_text("<opencv_storage/>")
+    assert frontal_face_cascade_path() == str(tmp_path / "haarcascade_frontalface_default.xml")
+    pre = Preprocessor(detect_faces=True)
+    assert pre._cascade.path == frontal_face_cascade_path()
+
+
+def test_bundled_cascade_finds_real_faces(att_faces_dir):
+    # The pinned OpenCV ships the frontal-face cascade; on ORL it finds most faces.
+    pre = Preprocessor(detect_faces=True)
+    images = [cv2.imread(str(att_faces_dir / f"s{p}" / "1.pgm"), cv2.IMREAD_GRAYSCALE) for p in range(1, 41)]
+    boxes = [pre.find_face(image) for image in images]
+    found = [b for b in boxes if b is not None]
+    assert len(found) >= 28, f"a face in only {len(found)} of 40 ORL images"
+    for (x, y, w, h), image in zip(found, images):
+        assert 0 <= x and 0 <= y and x + w <= image.shape[1] and y + h <= image.shape[0]
+        assert w * h < image.size
+    out = pre.transform(images)
+    assert out.shape == (40, 64, 64) and pre.n_faces_found_ == len(found)
