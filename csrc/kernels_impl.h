@@ -61,30 +61,40 @@ inline void mma(V (&acc)[M][4], int64_t k, const float* a, int64_t rs, int64_t c
     }
 }
 
+struct GemmArgs {
+    int64_t n, k;        // columns of C; depth of this block of the product
+    const float* a;
+    int64_t rs, cs;
+    const float* bp;     // first panel, at the block's first row
+    int64_t panel_size;  // floats from one panel to the next
+    float* c;
+    int64_t ldc;
+    bool accumulate;
+};
+
+// C tile: rows [r0, r0+M), columns of panel p.
 template <int M>
-void gemm_rows(int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs, const float* bp,
-               float* c, int64_t ldc, bool accumulate) {
-    for (int64_t p = 0; p * NR < n; ++p, bp += k * NR) {
-        const int64_t c0 = p * NR;
-        const int64_t width = n - c0 < NR ? n - c0 : NR;
-        // A partial panel goes through a tile on the stack, so C is never touched past n.
-        float tile[M][NR];
-        V acc[M][4];
-        for (int r = 0; r < M; ++r) {
-            float* cr = c + r * ldc + c0;
-            if (width < NR) {
-                for (int j = 0; j < NR; ++j) tile[r][j] = accumulate && j < width ? cr[j] : 0.0f;
-                cr = tile[r];
-            }
-            for (int q = 0; q < 4; ++q) acc[r][q] = accumulate || width < NR ? load(cr + q * VW) : V{};
+inline void gemm_tile(const GemmArgs& g, int64_t r0, int64_t p) {
+    const int64_t c0 = p * NR;
+    const int64_t width = g.n - c0 < NR ? g.n - c0 : NR;
+    float* c = g.c + r0 * g.ldc + c0;
+    // A partial panel goes through a tile on the stack, so C is never touched past n.
+    float tile[M][NR];
+    V acc[M][4];
+    for (int r = 0; r < M; ++r) {
+        const float* cr = c + r * g.ldc;
+        if (width < NR) {
+            for (int j = 0; j < NR; ++j) tile[r][j] = g.accumulate && j < width ? cr[j] : 0.0f;
+            cr = tile[r];
         }
-        mma<M>(acc, k, a, rs, cs, bp);
-        for (int r = 0; r < M; ++r) {
-            float* cr = width < NR ? tile[r] : c + r * ldc + c0;
-            for (int q = 0; q < 4; ++q) store(cr + q * VW, acc[r][q]);
-            if (width < NR)
-                for (int j = 0; j < width; ++j) c[r * ldc + c0 + j] = tile[r][j];
-        }
+        for (int q = 0; q < 4; ++q) acc[r][q] = g.accumulate || width < NR ? load(cr + q * VW) : V{};
+    }
+    mma<M>(acc, g.k, g.a + r0 * g.rs, g.rs, g.cs, g.bp + p * g.panel_size);
+    for (int r = 0; r < M; ++r) {
+        float* cr = width < NR ? tile[r] : c + r * g.ldc;
+        for (int q = 0; q < 4; ++q) store(cr + q * VW, acc[r][q]);
+        if (width < NR)
+            for (int j = 0; j < width; ++j) c[r * g.ldc + j] = tile[r][j];
     }
 }
 
@@ -113,10 +123,6 @@ inline void forward_tile(const ForwardStep& s, int64_t r0, int64_t blk) {
     }
 }
 
-template <int M>
-void forward_rows(const ForwardStep& s, int64_t r0) {
-    for (int64_t blk = 0; blk * VW < s.hp; ++blk) forward_tile<M>(s, r0, blk);
-}
 
 // dL/dh for rows [r0, r0+M) and hidden units [p*NR, p*NR+NR) from the recurrence, then the
 // gate gradients of those units at this step.
@@ -155,48 +161,49 @@ inline void backward_tile(const BackwardStep& s, int64_t r0, int64_t p) {
     }
 }
 
-template <int M>
-void backward_rows(const BackwardStep& s, int64_t r0) {
-    for (int64_t p = 0; p * NR < s.hp; ++p) backward_tile<M>(s, r0, p);
-}
 
-// Rows in tiles of MR, the remainder in one smaller tile.
-template <template <int> class Fn, class Step>
-inline void over_rows(const Step& s, int64_t begin, int64_t end) {
-    int64_t r = begin;
-    for (; r + MR <= end; r += MR) Fn<MR>::run(s, r);
-    switch (end - r) {
+// Every tile of rows [begin, end) x `blocks` column blocks: blocks outer, so one block of the
+// packed right-hand matrix stays in cache for all the rows; rows in tiles of MR, the remainder
+// in one smaller tile.
+template <template <int> class Tile, class Args>
+inline void over_tiles(const Args& s, int64_t begin, int64_t end, int64_t blocks) {
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        int64_t r = begin;
+        for (; r + MR <= end; r += MR) Tile<MR>::run(s, r, blk);
+        switch (end - r) {
 #define PYFACE_ROWS(M_) \
-    case M_: if (M_ < MR) Fn<(M_ < MR ? M_ : 1)>::run(s, r); break;
-        PYFACE_ROWS(1) PYFACE_ROWS(2) PYFACE_ROWS(3) PYFACE_ROWS(4) PYFACE_ROWS(5) PYFACE_ROWS(6) PYFACE_ROWS(7)
-        default: break;
+    case M_: if (M_ < MR) Tile<(M_ < MR ? M_ : 1)>::run(s, r, blk); break;
+            PYFACE_ROWS(1) PYFACE_ROWS(2) PYFACE_ROWS(3) PYFACE_ROWS(4) PYFACE_ROWS(5) PYFACE_ROWS(6) PYFACE_ROWS(7)
+            default: break;
+        }
     }
 }
 
-struct GemmArgs {
-    int64_t n, k;
-    const float* a;
-    int64_t rs, cs;
-    const float* bp;
-    float* c;
-    int64_t ldc;
-    bool accumulate;
-};
+template <int M> struct GemmTile { static void run(const GemmArgs& g, int64_t r, int64_t p) { gemm_tile<M>(g, r, p); } };
+template <int M> struct ForwardTile { static void run(const ForwardStep& s, int64_t r, int64_t b) { forward_tile<M>(s, r, b); } };
+template <int M> struct BackwardTile { static void run(const BackwardStep& s, int64_t r, int64_t p) { backward_tile<M>(s, r, p); } };
 
-template <int M> struct GemmRows {
-    static void run(const GemmArgs& g, int64_t r) {
-        gemm_rows<M>(g.n, g.k, g.a + r * g.rs, g.rs, g.cs, g.bp, g.c + r * g.ldc, g.ldc, g.accumulate);
-    }
-};
-template <int M> struct ForwardRows { static void run(const ForwardStep& s, int64_t r) { forward_rows<M>(s, r); } };
-template <int M> struct BackwardRows { static void run(const BackwardStep& s, int64_t r) { backward_rows<M>(s, r); } };
-
+// Blocked so that a block of A (MC x KC) and of B (KC x n) stay in L2 while they are reused.
 void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
           const float* bp, float* c, int64_t ldc, bool accumulate) {
-    over_rows<GemmRows>(GemmArgs{n, k, a, rs, cs, bp, c, ldc, accumulate}, 0, m);
+    constexpr int64_t KC = 256, MC = 32 * MR;
+    for (int64_t i0 = 0; i0 < m; i0 += MC) {
+        const int64_t mb = m - i0 < MC ? m - i0 : MC;
+        for (int64_t k0 = 0; k0 < k; k0 += KC) {
+            const GemmArgs g{n, k - k0 < KC ? k - k0 : KC, a + i0 * rs + k0 * cs, rs, cs, bp + k0 * NR,
+                             k * NR, c + i0 * ldc, ldc, accumulate || k0 > 0};
+            over_tiles<GemmTile>(g, 0, mb, (n + NR - 1) / NR);
+        }
+    }
 }
-void forward_step(const ForwardStep& s, int64_t begin, int64_t end) { over_rows<ForwardRows>(s, begin, end); }
-void backward_step(const BackwardStep& s, int64_t begin, int64_t end) { over_rows<BackwardRows>(s, begin, end); }
+
+void forward_step(const ForwardStep& s, int64_t begin, int64_t end) {
+    over_tiles<ForwardTile>(s, begin, end, s.hp / VW);
+}
+
+void backward_step(const BackwardStep& s, int64_t begin, int64_t end) {
+    over_tiles<BackwardTile>(s, begin, end, (s.hp + NR - 1) / NR);
+}
 
 #undef PYFACE_ROWS
 

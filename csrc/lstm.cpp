@@ -32,23 +32,27 @@ struct StateSlots {
 int64_t time_of(int64_t step, int64_t T, bool reverse) { return reverse ? T - 1 - step : step; }
 
 // (4H x K) torch-layout weights as the right-hand matrix of x W^T: rows are the K inputs,
-// columns the interleaved gates. Inputs from k_valid on are zero (padding).
+// columns the interleaved gates (panel p = hidden block p). Inputs from k_valid on are zero.
 void pack_gate_columns(const float* w, int64_t H, int64_t k_valid, int64_t k, const Layout& L,
                        float* out) {
-    pack_panels(k, L.g, L.nr, [&](int64_t i, int64_t col) -> float {
-        const int64_t blk = col / L.nr, gate = col % L.nr / L.vw, unit = blk * L.vw + col % L.vw;
-        return unit < H && i < k_valid ? w[(gate * H + unit) * k_valid + i] : 0.0f;
-    }, out);
+    for (int64_t blk = 0; blk * L.vw < L.hp; ++blk)
+        for (int64_t i = 0; i < k; ++i)
+            for (int64_t gate = 0; gate < 4; ++gate)
+                for (int64_t v = 0; v < L.vw; ++v) {
+                    const int64_t unit = blk * L.vw + v;
+                    *out++ = unit < H && i < k_valid ? w[(gate * H + unit) * k_valid + i] : 0.0f;
+                }
 }
 
 // The same weights untransposed, as the right-hand matrix of dgates W: rows are the
 // interleaved gates, columns the N inputs (padded to n).
 void pack_gate_rows(const float* w, int64_t H, int64_t n_valid, int64_t n, const Layout& L,
                     float* out) {
-    pack_panels(L.g, n, L.nr, [&](int64_t row, int64_t j) -> float {
-        const int64_t blk = row / L.nr, gate = row % L.nr / L.vw, unit = blk * L.vw + row % L.vw;
-        return unit < H && j < n_valid ? w[(gate * H + unit) * n_valid + j] : 0.0f;
-    }, out);
+    const std::vector<float> zeros(size_t(n), 0.0f);
+    pack_panels(L.g, n, L.nr, [&](int64_t row) {
+        const int64_t gate = row % L.nr / L.vw, unit = row / L.nr * L.vw + row % L.vw;
+        return unit < H ? w + (gate * H + unit) * n_valid : zeros.data();
+    }, out, n_valid);
 }
 
 // Interleaved (g x n) gradient -> torch-layout (4H x n_valid), dropping padding.
@@ -209,15 +213,14 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
     const int64_t BT = B * T;
     {
         Buffer x_p(packed_size(BT, D, L.nr)), acc(size_t(L.g * D));
-        pack_panels(BT, D, L.nr, [&](int64_t r, int64_t j) { return cache.x.data()[r * D + j]; }, x_p.data());
+        pack_panels(BT, D, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, x_p.data());
         parallel_gemm(k, threads, L.g, D, BT, dg.data(), 1, L.g, x_p.data(), acc.data(), D, false);
         unpack_gate_rows(acc.data(), D, H, D, L, dw_ih);
     }
     {
         Buffer h_p(packed_size(BT, L.hp, L.nr)), acc(size_t(L.g * L.hp));
-        pack_panels(BT, L.hp, L.nr, [&](int64_t r, int64_t j) {
-            const int64_t b = r / T, t = r % T;
-            return cache.hs.data()[b * state_rs + (t + slot.prev) * L.hp + j];
+        pack_panels(BT, L.hp, L.nr, [&](int64_t r) {
+            return cache.hs.data() + r / T * state_rs + (r % T + slot.prev) * L.hp;
         }, h_p.data());
         parallel_gemm(k, threads, L.g, L.hp, BT, dg.data(), 1, L.g, h_p.data(), acc.data(), L.hp, false);
         unpack_gate_rows(acc.data(), L.hp, H, H, L, dw_hh);

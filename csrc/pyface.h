@@ -91,16 +91,22 @@ Isa best_isa();
 const char* isa_name(Isa isa);
 bool parse_isa(const char* name, Isa* out);
 
-// B given element by element -> panels of nr columns, each k x nr, zero padded (gemm.cpp).
-// at(i, j) returns B[i][j] for i < k, j < n.
-template <class At>
-void pack_panels(int64_t k, int64_t n, int64_t nr, At at, float* out) {
-    for (int64_t p = 0; p * nr < n; ++p)
-        for (int64_t i = 0; i < k; ++i)
-            for (int64_t j = 0; j < nr; ++j) {
-                const int64_t col = p * nr + j;
-                *out++ = col < n ? at(i, col) : 0.0f;
-            }
+// B (k x n), given as a pointer to each of its rows, -> panels of nr columns, each k x nr.
+// Columns from n_valid on (and the tail of the last panel) are zero.
+template <class RowPtr>
+void pack_panels(int64_t k, int64_t n, int64_t nr, RowPtr row, float* out, int64_t n_valid) {
+    for (int64_t c0 = 0; c0 < n; c0 += nr) {
+        const int64_t left = n_valid - c0, width = left < 0 ? 0 : left < nr ? left : nr;
+        for (int64_t i = 0; i < k; ++i, out += nr) {
+            const float* src = row(i) + c0;
+            for (int64_t j = 0; j < width; ++j) out[j] = src[j];
+            for (int64_t j = width; j < nr; ++j) out[j] = 0.0f;
+        }
+    }
+}
+template <class RowPtr>
+void pack_panels(int64_t k, int64_t n, int64_t nr, RowPtr row, float* out) {
+    pack_panels(k, n, nr, row, out, n);
 }
 inline int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return (n + nr - 1) / nr * nr * k; }
 
