@@ -7,7 +7,13 @@ from typing import Any, Dict, List
 import cv2
 import numpy as np
 
-from . import _core
+try:
+    from . import _core
+except ImportError as exc:  # the bare source tree has no compiled module
+    raise ImportError(
+        "pyface's native module pyface._core is missing: this is probably the source folder, "
+        "not the installed package. Install with `pip install .` and run Python from another folder."
+    ) from exc
 
 __all__ = ["info", "set_num_threads", "get_num_threads", "set_isa", "get_isa", "supported_isas"]
 

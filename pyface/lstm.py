@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from . import _core
+from ._runtime import _core
 
 __all__ = ["LstmCache", "LstmGrads", "lstm_forward", "lstm_backward"]
 
