@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -272,7 +273,10 @@ def run_python(code, **env):
     full_env = dict(os.environ)
     full_env.pop("PYFACE_ISA", None)
     full_env.update(env)
-    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120)
+    # From a neutral folder: the source folder would shadow the installed package.
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full_env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=120
+    )
 
 
 def test_info_describes_the_build():
