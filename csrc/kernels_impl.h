@@ -49,7 +49,23 @@ inline V vtanh(V x) { return splat(2.0f) / (splat(1.0f) + vexp(splat(-2.0f) * x)
 // acc[r][q] += sum_j A(r, j) * B(j, q*VW .. q*VW+VW) over one packed panel of B.
 template <int M>
 inline void mma(V (&acc)[M][4], int64_t k, const float* a, int64_t rs, int64_t cs, const float* b) {
-    for (int64_t j = 0; j < k; ++j, a += cs, b += NR) {
+    int64_t j = 0;
+    if (M <= 2) {
+        // Few rows make few independent FMA chains, which would stall on FMA latency: odd j
+        // accumulate separately.
+        V odd[M][4] = {};
+        for (; j + 2 <= k; j += 2, a += 2 * cs, b += 2 * NR)
+            for (int r = 0; r < M; ++r) {
+                const V a0 = splat(a[r * rs]), a1 = splat(a[r * rs + cs]);
+                for (int q = 0; q < 4; ++q) {
+                    acc[r][q] += a0 * load(b + q * VW);
+                    odd[r][q] += a1 * load(b + NR + q * VW);
+                }
+            }
+        for (int r = 0; r < M; ++r)
+            for (int q = 0; q < 4; ++q) acc[r][q] += odd[r][q];
+    }
+    for (; j < k; ++j, a += cs, b += NR) {
         const V b0 = load(b), b1 = load(b + VW), b2 = load(b + 2 * VW), b3 = load(b + 3 * VW);
         for (int r = 0; r < M; ++r) {
             const V ar = splat(a[r * rs]);

@@ -35,13 +35,20 @@ int64_t time_of(int64_t step, int64_t T, bool reverse) { return reverse ? T - 1 
 // columns the interleaved gates (panel p = hidden block p). Inputs from k_valid on are zero.
 void pack_gate_columns(const float* w, int64_t H, int64_t k_valid, int64_t k, const Layout& L,
                        float* out) {
-    for (int64_t blk = 0; blk * L.vw < L.hp; ++blk)
-        for (int64_t i = 0; i < k; ++i)
-            for (int64_t gate = 0; gate < 4; ++gate)
-                for (int64_t v = 0; v < L.vw; ++v) {
-                    const int64_t unit = blk * L.vw + v;
-                    *out++ = unit < H && i < k_valid ? w[(gate * H + unit) * k_valid + i] : 0.0f;
-                }
+    // A transpose: for one block the 4*vw source rows (64 lines on AVX-512) stay in L1 while
+    // the columns are read across them.
+    for (int64_t unit0 = 0; unit0 < L.hp; unit0 += L.vw) {
+        const int64_t units = std::min(L.vw, std::max<int64_t>(H - unit0, 0));
+        for (int64_t i = 0; i < k_valid; ++i)
+            for (int64_t gate = 0; gate < 4; ++gate, out += L.vw) {
+                const float* src = w + (gate * H + unit0) * k_valid + i;
+                for (int64_t v = 0; v < units; ++v) out[v] = src[v * k_valid];
+                for (int64_t v = units; v < L.vw; ++v) out[v] = 0.0f;
+            }
+        const int64_t rest = (k - k_valid) * L.nr;
+        std::fill(out, out + rest, 0.0f);
+        out += rest;
+    }
 }
 
 // The same weights untransposed, as the right-hand matrix of dgates W: rows are the
