@@ -16,11 +16,17 @@
 namespace pyface {
 namespace {
 
-// Rows [begin, end) of `rows` for thread `id` of `count`.
-void share(int64_t rows, int id, int count, int64_t* begin, int64_t* end) {
-    *begin = rows * id / count;
-    *end = rows * (id + 1) / count;
-}
+// This thread's part [begin, end) of `rows`, cut at multiples of `align`.
+struct Share {
+    int64_t begin, end;
+    Share(int64_t rows, int64_t align = 1) {
+        const int id = omp_get_thread_num(), count = omp_get_num_threads();
+        const int64_t units = (rows + align - 1) / align;
+        begin = std::min(rows, units * id / count * align);
+        end = std::min(rows, units * (id + 1) / count * align);
+    }
+    bool empty() const { return begin >= end; }
+};
 
 // Slot of h_t / c_t and of h_{t-1} / c_{t-1} in the (batch, time + 1, hp) state buffers: the
 // initial state sits before the first processed step, which is t = 0 or, reversed, t = T-1.
@@ -56,24 +62,35 @@ void pack_gate_columns(const float* w, int64_t H, int64_t k_valid, int64_t k, co
 void pack_gate_rows(const float* w, int64_t H, int64_t n_valid, int64_t n, const Layout& L,
                     float* out) {
     const std::vector<float> zeros(size_t(n), 0.0f);
-    pack_panels(L.g, n, L.nr, [&](int64_t row) {
+    pack_panels(L.g, 0, L.g, n, L.nr, [&](int64_t row) {
         const int64_t gate = row % L.nr / L.vw, unit = row / L.nr * L.vw + row % L.vw;
         return unit < H ? w + (gate * H + unit) * n_valid : zeros.data();
     }, out, n_valid);
 }
 
-// Interleaved (g x n) gradient -> torch-layout (4H x n_valid), dropping padding.
-void unpack_gate_rows(const float* src, int64_t n, int64_t H, int64_t n_valid, const Layout& L,
-                      float* dst) {
-    for (int64_t gate = 0; gate < 4; ++gate)
-        for (int64_t unit = 0; unit < H; ++unit)
-            std::memcpy(dst + (gate * H + unit) * n_valid, src + L.col(gate, unit) * n,
-                        n_valid * sizeof(float));
+// Rows [r0, r1) of an interleaved (g x n) gradient, src pointing at row r0, into torch layout
+// (4H x n_valid), dropping padding.
+void unpack_gate_rows(const float* src, int64_t n, int64_t r0, int64_t r1, int64_t H,
+                      int64_t n_valid, const Layout& L, float* dst) {
+    for (int64_t r = r0; r < r1; ++r, src += n) {
+        const int64_t gate = r % L.nr / L.vw, unit = r / L.nr * L.vw + r % L.vw;
+        if (unit < H) std::memcpy(dst + (gate * H + unit) * n_valid, src, n_valid * sizeof(float));
+    }
 }
 
 void copy_rows(const float* src, int64_t rows, int64_t width, int64_t src_rs, float* dst,
                int64_t dst_rs) {
     for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dst_rs, src + r * src_rs, width * sizeof(float));
+}
+
+// Rows of width `width` into rows of `padded` floats, zeros after; null src gives zeros.
+void pad_rows(const float* src, int64_t rows, int64_t width, int64_t src_rs, float* dst,
+              int64_t dst_rs, int64_t padded) {
+    for (int64_t r = 0; r < rows; ++r) {
+        float* out = dst + r * dst_rs;
+        if (src) std::memcpy(out, src + r * src_rs, width * sizeof(float));
+        std::fill(out + (src ? width : 0), out + padded, 0.0f);
+    }
 }
 
 }  // namespace
@@ -85,74 +102,75 @@ size_t LstmCache::nbytes() const {
 void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const float* w_hh,
                   const float* bias, const float* h0, const float* c0, bool reverse, float* y,
                   float* h_T, float* c_T, LstmCache* cache) {
-    const Kernels& k = cache && cache->kernels ? *cache->kernels : active_kernels();
+    const Kernels& k = active_kernels();
     const int64_t B = d.batch, T = d.time, D = d.input, H = d.hidden;
     const Layout L(k.vw, H);
     const StateSlots slot(reverse);
-    const int threads = num_threads();
+    const int64_t state_rs = (T + 1) * L.hp, first = time_of(0, T, reverse), last = time_of(T - 1, T, reverse);
 
     Buffer wih_p(packed_size(D, L.g, L.nr)), whh_p(packed_size(L.hp, L.g, L.nr));
     pack_gate_columns(w_ih, H, D, D, L, wih_p.data());
     pack_gate_columns(w_hh, H, H, L.hp, L, whh_p.data());
+    std::vector<float> bias_g(size_t(L.g), 0.0f);
+    for (int64_t gate = 0; gate < 4; ++gate)
+        for (int64_t unit = 0; unit < H; ++unit) bias_g[size_t(L.col(gate, unit))] = bias[gate * H + unit];
 
     Buffer gates_local, hs_local, cs_local;
     Buffer& gates = cache ? cache->gates : gates_local;
     Buffer& hs = cache ? cache->hs : hs_local;
     Buffer& cs = cache ? cache->cs : cs_local;
     gates = Buffer(size_t(B * T * L.g));
-    hs = Buffer(size_t(B * (T + 1) * L.hp), true);
-    cs = Buffer(size_t(B * (T + 1) * L.hp), true);
-    const int64_t state_rs = (T + 1) * L.hp;
-
-    // x W_ih^T + b for every timestep in one GEMM, accumulated onto rows holding the bias.
-    std::vector<float> bias_g(size_t(L.g), 0.0f);
-    for (int64_t gate = 0; gate < 4; ++gate)
-        for (int64_t unit = 0; unit < H; ++unit) bias_g[size_t(L.col(gate, unit))] = bias[gate * H + unit];
-    for (int64_t r = 0; r < B * T; ++r) std::memcpy(gates.data() + r * L.g, bias_g.data(), L.g * sizeof(float));
-    parallel_gemm(k, threads, B * T, L.g, D, x, D, 1, wih_p.data(), gates.data(), L.g, true);
-
-    const int64_t first = time_of(0, T, reverse);
-    if (h0) copy_rows(h0, B, H, H, hs.data() + (first + slot.prev) * L.hp, state_rs);
-    if (c0) copy_rows(c0, B, H, H, cs.data() + (first + slot.prev) * L.hp, state_rs);
-
-    const int nt = static_cast<int>(std::min<int64_t>(threads, B));
-#pragma omp parallel num_threads(nt)
-    {
-        DenormalsOff flush;
-        int64_t begin, end;
-        share(B, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
-        for (int64_t step = 0; step < T && begin < end; ++step) {
-            const int64_t t = time_of(step, T, reverse);
-            ForwardStep s;
-            s.hp = L.hp;
-            s.w_hh = whh_p.data();
-            s.h_prev = hs.data() + (t + slot.prev) * L.hp;
-            s.c_prev = cs.data() + (t + slot.prev) * L.hp;
-            s.h = hs.data() + (t + slot.out) * L.hp;
-            s.c = cs.data() + (t + slot.out) * L.hp;
-            s.h_rs = s.c_rs = state_rs;
-            s.gates = gates.data() + t * L.g;
-            s.gates_rs = T * L.g;
-            k.forward_step(s, begin, end);
-        }
-    }
-
-    for (int64_t b = 0; b < B; ++b)
-        copy_rows(hs.data() + b * state_rs + slot.out * L.hp, T, H, L.hp, y + b * T * H, H);
-    const int64_t last = time_of(T - 1, T, reverse);
-    copy_rows(hs.data() + (last + slot.out) * L.hp, B, H, state_rs, h_T, H);
-    copy_rows(cs.data() + (last + slot.out) * L.hp, B, H, state_rs, c_T, H);
-
+    hs = Buffer(size_t(B * (T + 1) * L.hp));
+    cs = Buffer(size_t(B * (T + 1) * L.hp));
     if (cache) {
         cache->dims = d;
         cache->reverse = reverse;
         cache->kernels = &k;
         cache->x = Buffer(size_t(B * T * D));
-        std::memcpy(cache->x.data(), x, size_t(B * T * D) * sizeof(float));
         cache->w_ih = Buffer(size_t(4 * H * D));
-        std::memcpy(cache->w_ih.data(), w_ih, size_t(4 * H * D) * sizeof(float));
         cache->w_hh = Buffer(size_t(4 * H * H));
+        std::memcpy(cache->w_ih.data(), w_ih, size_t(4 * H * D) * sizeof(float));
         std::memcpy(cache->w_hh.data(), w_hh, size_t(4 * H * H) * sizeof(float));
+    }
+
+    // Each thread owns a slice of the batch from the input projection to the outputs.
+#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(num_threads(), B)))
+    {
+        DenormalsOff flush;
+        const Share rows(B);
+        if (!rows.empty()) {
+            const int64_t b0 = rows.begin, nb = rows.end - rows.begin;
+            // x W_ih^T + b for all its timesteps in one GEMM, accumulated onto the bias.
+            float* pre = gates.data() + b0 * T * L.g;
+            for (int64_t r = 0; r < nb * T; ++r) std::memcpy(pre + r * L.g, bias_g.data(), L.g * sizeof(float));
+            k.gemm(nb * T, L.g, D, x + b0 * T * D, D, 1, wih_p.data(), pre, L.g, true);
+
+            const int64_t init = b0 * state_rs + (first + slot.prev) * L.hp;
+            pad_rows(h0 ? h0 + b0 * H : nullptr, nb, H, H, hs.data() + init, state_rs, L.hp);
+            pad_rows(c0 ? c0 + b0 * H : nullptr, nb, H, H, cs.data() + init, state_rs, L.hp);
+
+            for (int64_t step = 0; step < T; ++step) {
+                const int64_t t = time_of(step, T, reverse);
+                ForwardStep s;
+                s.hp = L.hp;
+                s.w_hh = whh_p.data();
+                s.h_prev = hs.data() + (t + slot.prev) * L.hp;
+                s.c_prev = cs.data() + (t + slot.prev) * L.hp;
+                s.h = hs.data() + (t + slot.out) * L.hp;
+                s.c = cs.data() + (t + slot.out) * L.hp;
+                s.h_rs = s.c_rs = state_rs;
+                s.gates = gates.data() + t * L.g;
+                s.gates_rs = T * L.g;
+                k.forward_step(s, rows.begin, rows.end);
+            }
+
+            for (int64_t b = rows.begin; b < rows.end; ++b)
+                copy_rows(hs.data() + b * state_rs + slot.out * L.hp, T, H, L.hp, y + b * T * H, H);
+            const int64_t fin = b0 * state_rs + (last + slot.out) * L.hp;
+            copy_rows(hs.data() + fin, nb, H, state_rs, h_T + b0 * H, H);
+            copy_rows(cs.data() + fin, nb, H, state_rs, c_T + b0 * H, H);
+            if (cache) std::memcpy(cache->x.data() + b0 * T * D, x + b0 * T * D, size_t(nb * T * D) * sizeof(float));
+        }
     }
 }
 
@@ -160,90 +178,92 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
                    float* dx, float* dw_ih, float* dw_hh, float* dbias, float* dh0, float* dc0) {
     const Kernels& k = *cache.kernels;
     const LstmDims& d = cache.dims;
-    const int64_t B = d.batch, T = d.time, D = d.input, H = d.hidden;
+    const int64_t B = d.batch, T = d.time, D = d.input, H = d.hidden, BT = B * T;
     const bool reverse = cache.reverse;
     const Layout L(k.vw, H);
     const StateSlots slot(reverse);
-    const int threads = num_threads();
-    const int64_t state_rs = (T + 1) * L.hp;
+    const int64_t state_rs = (T + 1) * L.hp, first = time_of(0, T, reverse);
 
-    Buffer whh_p(packed_size(L.g, L.hp, L.nr));
+    Buffer whh_p(packed_size(L.g, L.hp, L.nr)), wih_p;
     pack_gate_rows(cache.w_hh.data(), H, H, L.hp, L, whh_p.data());
-
-    Buffer dy_pad;
-    if (dy) {
-        dy_pad = Buffer(size_t(B * T * L.hp), true);
-        copy_rows(dy, B * T, H, H, dy_pad.data(), L.hp);
+    if (dx) {
+        wih_p = Buffer(packed_size(L.g, D, L.nr));
+        pack_gate_rows(cache.w_ih.data(), H, D, D, L, wih_p.data());
     }
-    Buffer dh_init(size_t(B * L.hp), true), dc(size_t(B * L.hp), true), dh0_pad(size_t(B * L.hp));
-    if (dh_T) copy_rows(dh_T, B, H, H, dh_init.data(), L.hp);
-    if (dc_T) copy_rows(dc_T, B, H, H, dc.data(), L.hp);
-    Buffer dg(size_t(B * T * L.g));
+    // dy is read in place unless the hidden size needs padding.
+    Buffer dy_pad(dy && H != L.hp ? size_t(BT * L.hp) : 0);
+    const float* dy_use = dy && H != L.hp ? dy_pad.data() : dy;
+    Buffer dh_init(size_t(B * L.hp)), dc(size_t(B * L.hp)), dh0_pad(size_t(B * L.hp));
+    Buffer dg(size_t(BT * L.g));
+    // The inputs of every step, packed as the right-hand side of the weight-gradient GEMMs.
+    Buffer x_p(packed_size(BT, D, L.nr)), h_p(packed_size(BT, L.hp, L.nr));
+    Buffer acc_ih(size_t(L.g * D)), acc_hh(size_t(L.g * L.hp));
 
-    const int nt = static_cast<int>(std::min<int64_t>(threads, B));
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(num_threads())
     {
         DenormalsOff flush;
-        int64_t begin, end;
-        share(B, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
-        for (int64_t step = T - 1; step >= 0 && begin < end; --step) {
-            const int64_t t = time_of(step, T, reverse);
-            BackwardStep s;
-            s.hp = L.hp;
-            s.g = L.g;
-            s.w_hh = whh_p.data();
-            s.dg_next = step == T - 1 ? nullptr : dg.data() + time_of(step + 1, T, reverse) * L.g;
-            s.dh_init = dh_init.data();
-            s.dy = dy ? dy_pad.data() + t * L.hp : nullptr;
-            s.dy_rs = T * L.hp;
-            s.gates = cache.gates.data() + t * L.g;
-            s.gates_rs = T * L.g;
-            s.c = cache.cs.data() + (t + slot.out) * L.hp;
-            s.c_prev = cache.cs.data() + (t + slot.prev) * L.hp;
-            s.c_rs = state_rs;
-            s.dc = dc.data();
-            s.dg = dg.data() + t * L.g;
-            s.dg_rs = T * L.g;
-            k.backward_step(s, begin, end);
-        }
-        // dL/dh0 is the recurrent product of the first processed step's gate gradients.
-        if (begin < end) {
-            const int64_t first = time_of(0, T, reverse);
-            k.gemm(end - begin, L.hp, L.g, dg.data() + begin * T * L.g + first * L.g, T * L.g, 1,
-                   whh_p.data(), dh0_pad.data() + begin * L.hp, L.hp, false);
-        }
-    }
-    copy_rows(dh0_pad.data(), B, H, L.hp, dh0, H);
-    copy_rows(dc.data(), B, H, L.hp, dc0, H);
+        // Phase 1: each thread backpropagates its slice of the batch through time.
+        const Share rows(B);
+        if (!rows.empty()) {
+            const int64_t b0 = rows.begin, nb = rows.end - rows.begin;
+            if (dy_pad.size()) pad_rows(dy + b0 * T * H, nb * T, H, H, dy_pad.data() + b0 * T * L.hp, L.hp, L.hp);
+            pad_rows(dh_T ? dh_T + b0 * H : nullptr, nb, H, H, dh_init.data() + b0 * L.hp, L.hp, L.hp);
+            pad_rows(dc_T ? dc_T + b0 * H : nullptr, nb, H, H, dc.data() + b0 * L.hp, L.hp, L.hp);
+            for (int64_t step = T - 1; step >= 0; --step) {
+                const int64_t t = time_of(step, T, reverse);
+                BackwardStep s;
+                s.hp = L.hp;
+                s.g = L.g;
+                s.w_hh = whh_p.data();
+                s.dg_next = step == T - 1 ? nullptr : dg.data() + time_of(step + 1, T, reverse) * L.g;
+                s.dh_init = dh_init.data();
+                s.dy = dy_use ? dy_use + t * L.hp : nullptr;
+                s.dy_rs = T * L.hp;
+                s.gates = cache.gates.data() + t * L.g;
+                s.gates_rs = T * L.g;
+                s.c = cache.cs.data() + (t + slot.out) * L.hp;
+                s.c_prev = cache.cs.data() + (t + slot.prev) * L.hp;
+                s.c_rs = state_rs;
+                s.dc = dc.data();
+                s.dg = dg.data() + t * L.g;
+                s.dg_rs = T * L.g;
+                k.backward_step(s, rows.begin, rows.end);
+            }
+            // dL/dh0 is the recurrent product of the first processed step's gate gradients.
+            k.gemm(nb, L.hp, L.g, dg.data() + b0 * T * L.g + first * L.g, T * L.g, 1, whh_p.data(),
+                   dh0_pad.data() + b0 * L.hp, L.hp, false);
+            copy_rows(dh0_pad.data() + b0 * L.hp, nb, H, L.hp, dh0 + b0 * H, H);
+            copy_rows(dc.data() + b0 * L.hp, nb, H, L.hp, dc0 + b0 * H, H);
 
-    // Weight gradients: dG^T (g x BT) times the inputs of every step, one GEMM each.
-    const int64_t BT = B * T;
-    {
-        Buffer x_p(packed_size(BT, D, L.nr)), acc(size_t(L.g * D));
-        pack_panels(BT, D, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, x_p.data());
-        parallel_gemm(k, threads, L.g, D, BT, dg.data(), 1, L.g, x_p.data(), acc.data(), D, false);
-        unpack_gate_rows(acc.data(), D, H, D, L, dw_ih);
-    }
-    {
-        Buffer h_p(packed_size(BT, L.hp, L.nr)), acc(size_t(L.g * L.hp));
-        pack_panels(BT, L.hp, L.nr, [&](int64_t r) {
-            return cache.hs.data() + r / T * state_rs + (r % T + slot.prev) * L.hp;
-        }, h_p.data());
-        parallel_gemm(k, threads, L.g, L.hp, BT, dg.data(), 1, L.g, h_p.data(), acc.data(), L.hp, false);
-        unpack_gate_rows(acc.data(), L.hp, H, H, L, dw_hh);
-    }
-    {
-        std::vector<float> sum(size_t(L.g), 0.0f);
-        for (int64_t r = 0; r < BT; ++r) {
-            const float* row = dg.data() + r * L.g;
-            for (int64_t j = 0; j < L.g; ++j) sum[size_t(j)] += row[j];
+            const int64_t r0 = b0 * T, r1 = rows.end * T;
+            pack_panels(BT, r0, r1, D, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, x_p.data(), D);
+            pack_panels(BT, r0, r1, L.hp, L.nr, [&](int64_t r) {
+                return cache.hs.data() + r / T * state_rs + (r % T + slot.prev) * L.hp;
+            }, h_p.data(), L.hp);
         }
-        unpack_gate_rows(sum.data(), 1, H, 1, L, dbias);
-    }
-    if (dx) {
-        Buffer wih_p(packed_size(L.g, D, L.nr));
-        pack_gate_rows(cache.w_ih.data(), H, D, D, L, wih_p.data());
-        parallel_gemm(k, threads, BT, D, L.g, dg.data(), L.g, 1, wih_p.data(), dx, D, false);
+#pragma omp barrier
+        // Phase 2: weight gradients dG^T (g x BT) times the inputs of every step, one GEMM
+        // each, split by gate rows; dx split by timestep rows.
+        const Share gate_rows(L.g, k.mr);
+        if (!gate_rows.empty()) {
+            const int64_t g0 = gate_rows.begin, ng = gate_rows.end - gate_rows.begin;
+            k.gemm(ng, D, BT, dg.data() + g0, 1, L.g, x_p.data(), acc_ih.data() + g0 * D, D, false);
+            k.gemm(ng, L.hp, BT, dg.data() + g0, 1, L.g, h_p.data(), acc_hh.data() + g0 * L.hp, L.hp, false);
+            unpack_gate_rows(acc_ih.data() + g0 * D, D, g0, gate_rows.end, H, D, L, dw_ih);
+            unpack_gate_rows(acc_hh.data() + g0 * L.hp, L.hp, g0, gate_rows.end, H, H, L, dw_hh);
+            std::vector<float> sum(size_t(ng), 0.0f);
+            for (int64_t r = 0; r < BT; ++r) {
+                const float* row = dg.data() + r * L.g + g0;
+                for (int64_t j = 0; j < ng; ++j) sum[size_t(j)] += row[j];
+            }
+            unpack_gate_rows(sum.data(), 1, g0, gate_rows.end, H, 1, L, dbias);
+        }
+        if (dx) {
+            const Share step_rows(BT, k.mr);
+            if (!step_rows.empty())
+                k.gemm(step_rows.end - step_rows.begin, D, L.g, dg.data() + step_rows.begin * L.g, L.g, 1,
+                       wih_p.data(), dx + step_rows.begin * D, D, false);
+        }
     }
 }
 

@@ -91,29 +91,22 @@ Isa best_isa();
 const char* isa_name(Isa isa);
 bool parse_isa(const char* name, Isa* out);
 
-// B (k x n), given as a pointer to each of its rows, -> panels of nr columns, each k x nr.
-// Columns from n_valid on (and the tail of the last panel) are zero.
+// Rows [i0, i1) of B (k x n), given as a pointer to each row, into panels of nr columns, each
+// k x nr. Columns from n_valid on (and the tail of the last panel) are zero.
 template <class RowPtr>
-void pack_panels(int64_t k, int64_t n, int64_t nr, RowPtr row, float* out, int64_t n_valid) {
-    for (int64_t c0 = 0; c0 < n; c0 += nr) {
+void pack_panels(int64_t k, int64_t i0, int64_t i1, int64_t n, int64_t nr, RowPtr row, float* out,
+                 int64_t n_valid) {
+    for (int64_t c0 = 0; c0 < n; c0 += nr, out += k * nr) {
         const int64_t left = n_valid - c0, width = left < 0 ? 0 : left < nr ? left : nr;
-        for (int64_t i = 0; i < k; ++i, out += nr) {
+        for (int64_t i = i0; i < i1; ++i) {
             const float* src = row(i) + c0;
-            for (int64_t j = 0; j < width; ++j) out[j] = src[j];
-            for (int64_t j = width; j < nr; ++j) out[j] = 0.0f;
+            float* dst = out + i * nr;
+            for (int64_t j = 0; j < width; ++j) dst[j] = src[j];
+            for (int64_t j = width; j < nr; ++j) dst[j] = 0.0f;
         }
     }
 }
-template <class RowPtr>
-void pack_panels(int64_t k, int64_t n, int64_t nr, RowPtr row, float* out) {
-    pack_panels(k, n, nr, row, out, n);
-}
 inline int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return (n + nr - 1) / nr * nr * k; }
-
-// C = A * B (+ C) split over `threads` threads by rows of C.
-void parallel_gemm(const Kernels& k, int threads, int64_t m, int64_t n, int64_t kk, const float* a,
-                   int64_t rs, int64_t cs, const float* b_packed, float* c, int64_t ldc,
-                   bool accumulate);
 
 // 64-byte aligned float storage that does not zero unless asked.
 class Buffer {

@@ -1,4 +1,4 @@
-// Storage, threads and the parallel driver around the per-ISA kernels.
+// Storage, threads and the denormal mode around the per-ISA kernels.
 #include <omp.h>
 
 #include <atomic>
@@ -53,22 +53,5 @@ std::atomic<int>& threads_setting() {
 
 int num_threads() { return threads_setting().load(); }
 void set_num_threads(int n) { threads_setting().store(n < 1 ? 1 : n); }
-
-void parallel_gemm(const Kernels& k, int threads, int64_t m, int64_t n, int64_t kk, const float* a,
-                   int64_t rs, int64_t cs, const float* b_packed, float* c, int64_t ldc,
-                   bool accumulate) {
-    const int64_t tiles = (m + k.mr - 1) / k.mr;
-    const int nt = static_cast<int>(tiles < threads ? tiles : threads);
-#pragma omp parallel num_threads(nt)
-    {
-        DenormalsOff flush;
-        const int id = omp_get_thread_num(), count = omp_get_num_threads();
-        const int64_t begin = tiles * id / count * k.mr;
-        int64_t end = tiles * (id + 1) / count * k.mr;
-        if (end > m) end = m;
-        if (end > begin)
-            k.gemm(end - begin, n, kk, a + begin * rs, rs, cs, b_packed, c + begin * ldc, ldc, accumulate);
-    }
-}
 
 }  // namespace pyface
