@@ -1,0 +1,39 @@
+"""pyface.bench: the table a user prints must be right about what it measured."""
+
+import numpy as np
+import pytest
+
+from pyface import bench
+
+
+def test_flops_formula():
+    # one layer: 2*B*T*4H*(D+H); a second layer reads H inputs
+    assert bench.flops(2, 3, 5, 7, 1) == 2 * 2 * 3 * 28 * 12
+    assert bench.flops(2, 3, 5, 7, 2) == 2 * 2 * 3 * 28 * 12 + 2 * 2 * 3 * 28 * 14
+    assert bench.flops(2, 3, 5, 7, 1, mode="train") == 3 * bench.flops(2, 3, 5, 7, 1)
+
+
+def test_pyface_and_numpy_stacks_agree():
+    a, b = bench.Stack("pyface", 3, 5, 7, 9, 2), bench.Stack("numpy", 3, 5, 7, 9, 2)
+    np.testing.assert_allclose(a.infer(), b.infer(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(a.train_step(), b.train_step(), rtol=1e-3, atol=1e-6)
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError, match="impl must be one of"):
+        bench.Stack("jax", 1, 1, 1, 1, 1)
+
+
+def test_table_reports_ratios_of_medians():
+    rows = [
+        dict(config="standard", threads=2, mode="train", impl="pyface", seconds=0.010, gflops=94.0),
+        dict(config="standard", threads=2, mode="train", impl="numpy", seconds=0.060, gflops=15.7),
+    ]
+    table = bench.format_table(rows)
+    assert "| standard | train | 2 | 10.00 | 60.00 | 94 | 6.00x |" in table
+
+
+def test_main_prints_a_table(capsys):
+    assert bench.main(["--configs", "batch1", "--threads", "1", "--impls", "pyface", "numpy", "--min-time", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "| batch1 | inference | 1 |" in out and "isa" in out
