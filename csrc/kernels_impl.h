@@ -178,12 +178,12 @@ inline void backward_tile(const BackwardStep& s, int64_t r0, int64_t p) {
 }
 
 
-// Every tile of rows [begin, end) x `blocks` column blocks: blocks outer, so one block of the
+// Every tile of rows [begin, end) x column blocks [blk_begin, blk_end): blocks outer, so one block of the
 // packed right-hand matrix stays in cache for all the rows; rows in tiles of MR, the remainder
 // in one smaller tile.
 template <template <int> class Tile, class Args>
-inline void over_tiles(const Args& s, int64_t begin, int64_t end, int64_t blocks) {
-    for (int64_t blk = 0; blk < blocks; ++blk) {
+inline void over_tiles(const Args& s, int64_t begin, int64_t end, int64_t blk_begin, int64_t blk_end) {
+    for (int64_t blk = blk_begin; blk < blk_end; ++blk) {
         int64_t r = begin;
         for (; r + MR <= end; r += MR) Tile<MR>::run(s, r, blk);
         switch (end - r) {
@@ -208,17 +208,17 @@ void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t c
         for (int64_t k0 = 0; k0 < k; k0 += KC) {
             const GemmArgs g{n, k - k0 < KC ? k - k0 : KC, a + i0 * rs + k0 * cs, rs, cs, bp + k0 * NR,
                              k * NR, c + i0 * ldc, ldc, accumulate || k0 > 0};
-            over_tiles<GemmTile>(g, 0, mb, (n + NR - 1) / NR);
+            over_tiles<GemmTile>(g, 0, mb, 0, (n + NR - 1) / NR);
         }
     }
 }
 
-void forward_step(const ForwardStep& s, int64_t begin, int64_t end) {
-    over_tiles<ForwardTile>(s, begin, end, s.hp / VW);
+void forward_step(const ForwardStep& s, int64_t begin, int64_t end, int64_t blk_begin, int64_t blk_end) {
+    over_tiles<ForwardTile>(s, begin, end, blk_begin, blk_end);
 }
 
 void backward_step(const BackwardStep& s, int64_t begin, int64_t end) {
-    over_tiles<BackwardTile>(s, begin, end, (s.hp + NR - 1) / NR);
+    over_tiles<BackwardTile>(s, begin, end, 0, (s.hp + NR - 1) / NR);
 }
 
 #undef PYFACE_ROWS

@@ -16,17 +16,18 @@
 namespace pyface {
 namespace {
 
-// This thread's part [begin, end) of `rows`, cut at multiples of `align`.
-struct Share {
+struct Range {
     int64_t begin, end;
-    Share(int64_t rows, int64_t align = 1) {
-        const int id = omp_get_thread_num(), count = omp_get_num_threads();
-        const int64_t units = (rows + align - 1) / align;
-        begin = std::min(rows, units * id / count * align);
-        end = std::min(rows, units * (id + 1) / count * align);
-    }
     bool empty() const { return begin >= end; }
+    int64_t size() const { return end - begin; }
 };
+
+// This thread's part of [0, n), cut at multiples of `align`.
+Range share(int64_t n, int64_t align = 1) {
+    const int id = omp_get_thread_num(), count = omp_get_num_threads();
+    const int64_t units = (n + align - 1) / align;
+    return {std::min(n, units * id / count * align), std::min(n, units * (id + 1) / count * align)};
+}
 
 // Slot of h_t / c_t and of h_{t-1} / c_{t-1} in the (batch, time + 1, hp) state buffers: the
 // initial state sits before the first processed step, which is t = 0 or, reversed, t = T-1.
@@ -39,11 +40,13 @@ int64_t time_of(int64_t step, int64_t T, bool reverse) { return reverse ? T - 1 
 
 // (4H x K) torch-layout weights as the right-hand matrix of x W^T: rows are the K inputs,
 // columns the interleaved gates (panel p = hidden block p). Inputs from k_valid on are zero.
+// Only hidden blocks [blk0, blk1) are written, so threads can pack their own blocks.
 void pack_gate_columns(const float* w, int64_t H, int64_t k_valid, int64_t k, const Layout& L,
-                       float* out) {
+                       Range blocks, float* out) {
     // A transpose: for one block the 4*vw source rows (64 lines on AVX-512) stay in L1 while
     // the columns are read across them.
-    for (int64_t unit0 = 0; unit0 < L.hp; unit0 += L.vw) {
+    out += blocks.begin * k * L.nr;
+    for (int64_t unit0 = blocks.begin * L.vw; unit0 < blocks.end * L.vw; unit0 += L.vw) {
         const int64_t units = std::min(L.vw, std::max<int64_t>(H - unit0, 0));
         for (int64_t i = 0; i < k_valid; ++i)
             for (int64_t gate = 0; gate < 4; ++gate, out += L.vw) {
@@ -107,14 +110,10 @@ void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const fl
     const Layout L(k.vw, H);
     const StateSlots slot(reverse);
     const int64_t state_rs = (T + 1) * L.hp, first = time_of(0, T, reverse), last = time_of(T - 1, T, reverse);
+    const int64_t blocks = L.hp / L.vw;
 
     Buffer wih_p(packed_size(D, L.g, L.nr)), whh_p(packed_size(L.hp, L.g, L.nr));
-    pack_gate_columns(w_ih, H, D, D, L, wih_p.data());
-    pack_gate_columns(w_hh, H, H, L.hp, L, whh_p.data());
     std::vector<float> bias_g(size_t(L.g), 0.0f);
-    for (int64_t gate = 0; gate < 4; ++gate)
-        for (int64_t unit = 0; unit < H; ++unit) bias_g[size_t(L.col(gate, unit))] = bias[gate * H + unit];
-
     Buffer gates_local, hs_local, cs_local;
     Buffer& gates = cache ? cache->gates : gates_local;
     Buffer& hs = cache ? cache->hs : hs_local;
@@ -133,44 +132,72 @@ void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const fl
         std::memcpy(cache->w_hh.data(), w_hh, size_t(4 * H * H) * sizeof(float));
     }
 
-    // Each thread owns a slice of the batch from the input projection to the outputs.
-#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(num_threads(), B)))
+    // Threads normally own a slice of the batch from the input projection to the outputs, with
+    // no barrier. A batch smaller than a register tile per thread is split by hidden units
+    // instead, with one barrier per step: each thread then streams only its part of W_hh.
+    const int threads = num_threads();
+    const bool split_units = threads > 1 && blocks > 1 && B < int64_t(k.mr) * threads;
+    const int nt = static_cast<int>(std::min<int64_t>(threads, split_units ? blocks : B));
+#pragma omp parallel num_threads(nt)
     {
         DenormalsOff flush;
-        const Share rows(B);
-        if (!rows.empty()) {
-            const int64_t b0 = rows.begin, nb = rows.end - rows.begin;
-            // x W_ih^T + b for all its timesteps in one GEMM, accumulated onto the bias.
-            float* pre = gates.data() + b0 * T * L.g;
-            for (int64_t r = 0; r < nb * T; ++r) std::memcpy(pre + r * L.g, bias_g.data(), L.g * sizeof(float));
-            k.gemm(nb * T, L.g, D, x + b0 * T * D, D, 1, wih_p.data(), pre, L.g, true);
-
-            const int64_t init = b0 * state_rs + (first + slot.prev) * L.hp;
-            pad_rows(h0 ? h0 + b0 * H : nullptr, nb, H, H, hs.data() + init, state_rs, L.hp);
-            pad_rows(c0 ? c0 + b0 * H : nullptr, nb, H, H, cs.data() + init, state_rs, L.hp);
-
-            for (int64_t step = 0; step < T; ++step) {
-                const int64_t t = time_of(step, T, reverse);
-                ForwardStep s;
-                s.hp = L.hp;
-                s.w_hh = whh_p.data();
-                s.h_prev = hs.data() + (t + slot.prev) * L.hp;
-                s.c_prev = cs.data() + (t + slot.prev) * L.hp;
-                s.h = hs.data() + (t + slot.out) * L.hp;
-                s.c = cs.data() + (t + slot.out) * L.hp;
-                s.h_rs = s.c_rs = state_rs;
-                s.gates = gates.data() + t * L.g;
-                s.gates_rs = T * L.g;
-                k.forward_step(s, rows.begin, rows.end);
-            }
-
-            for (int64_t b = rows.begin; b < rows.end; ++b)
-                copy_rows(hs.data() + b * state_rs + slot.out * L.hp, T, H, L.hp, y + b * T * H, H);
-            const int64_t fin = b0 * state_rs + (last + slot.out) * L.hp;
-            copy_rows(hs.data() + fin, nb, H, state_rs, h_T + b0 * H, H);
-            copy_rows(cs.data() + fin, nb, H, state_rs, c_T + b0 * H, H);
-            if (cache) std::memcpy(cache->x.data() + b0 * T * D, x + b0 * T * D, size_t(nb * T * D) * sizeof(float));
+        const Range packed = share(blocks);
+        pack_gate_columns(w_ih, H, D, D, L, packed, wih_p.data());
+        pack_gate_columns(w_hh, H, H, L.hp, L, packed, whh_p.data());
+        for (int64_t gate = 0; gate < 4; ++gate)
+            for (int64_t unit = packed.begin * L.vw; unit < std::min(H, packed.end * L.vw); ++unit)
+                bias_g[size_t(L.col(gate, unit))] = bias[gate * H + unit];
+        if (!split_units) {
+#pragma omp barrier
         }
+        const Range rows = split_units ? Range{0, B} : share(B);
+        const Range blks = split_units ? packed : Range{0, blocks};
+        const int64_t u0 = blks.begin * L.vw, u1 = std::min(H, blks.end * L.vw);
+        if (!rows.empty() && !blks.empty()) {
+            // x W_ih^T + b for all timesteps in one GEMM, accumulated onto the bias.
+            float* pre = gates.data() + rows.begin * T * L.g + blks.begin * L.nr;
+            for (int64_t r = 0; r < rows.size() * T; ++r)
+                std::memcpy(pre + r * L.g, bias_g.data() + blks.begin * L.nr, blks.size() * L.nr * sizeof(float));
+            k.gemm(rows.size() * T, blks.size() * L.nr, D, x + rows.begin * T * D, D, 1,
+                   wih_p.data() + blks.begin * D * L.nr, pre, L.g, true);
+            for (int64_t b = rows.begin; b < rows.end; ++b) {
+                float* h = hs.data() + b * state_rs + (first + slot.prev) * L.hp;
+                float* c = cs.data() + b * state_rs + (first + slot.prev) * L.hp;
+                for (int64_t u = blks.begin * L.vw; u < blks.end * L.vw; ++u) {
+                    h[u] = h0 && u < H ? h0[b * H + u] : 0.0f;
+                    c[u] = c0 && u < H ? c0[b * H + u] : 0.0f;
+                }
+            }
+        }
+        for (int64_t step = 0; step < T; ++step) {
+            if (split_units) {
+#pragma omp barrier
+            }
+            const int64_t t = time_of(step, T, reverse);
+            ForwardStep s;
+            s.hp = L.hp;
+            s.w_hh = whh_p.data();
+            s.h_prev = hs.data() + (t + slot.prev) * L.hp;
+            s.c_prev = cs.data() + (t + slot.prev) * L.hp;
+            s.h = hs.data() + (t + slot.out) * L.hp;
+            s.c = cs.data() + (t + slot.out) * L.hp;
+            s.h_rs = s.c_rs = state_rs;
+            s.gates = gates.data() + t * L.g;
+            s.gates_rs = T * L.g;
+            k.forward_step(s, rows.begin, rows.end, blks.begin, blks.end);
+        }
+        if (u1 > u0) {
+            for (int64_t b = rows.begin; b < rows.end; ++b) {
+                const float* hb = hs.data() + b * state_rs;
+                copy_rows(hb + slot.out * L.hp + u0, T, u1 - u0, L.hp, y + b * T * H + u0, H);
+                const int64_t fin = b * state_rs + (last + slot.out) * L.hp + u0;
+                std::memcpy(h_T + b * H + u0, hs.data() + fin, size_t(u1 - u0) * sizeof(float));
+                std::memcpy(c_T + b * H + u0, cs.data() + fin, size_t(u1 - u0) * sizeof(float));
+            }
+        }
+        const Range mine = share(B);
+        if (cache && !mine.empty())
+            std::memcpy(cache->x.data() + mine.begin * T * D, x + mine.begin * T * D, size_t(mine.size() * T * D) * sizeof(float));
     }
 }
 
@@ -203,9 +230,9 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
     {
         DenormalsOff flush;
         // Phase 1: each thread backpropagates its slice of the batch through time.
-        const Share rows(B);
+        const Range rows = share(B);
         if (!rows.empty()) {
-            const int64_t b0 = rows.begin, nb = rows.end - rows.begin;
+            const int64_t b0 = rows.begin, nb = rows.size();
             if (dy_pad.size()) pad_rows(dy + b0 * T * H, nb * T, H, H, dy_pad.data() + b0 * T * L.hp, L.hp, L.hp);
             pad_rows(dh_T ? dh_T + b0 * H : nullptr, nb, H, H, dh_init.data() + b0 * L.hp, L.hp, L.hp);
             pad_rows(dc_T ? dc_T + b0 * H : nullptr, nb, H, H, dc.data() + b0 * L.hp, L.hp, L.hp);
@@ -244,9 +271,9 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
 #pragma omp barrier
         // Phase 2: weight gradients dG^T (g x BT) times the inputs of every step, one GEMM
         // each, split by gate rows; dx split by timestep rows.
-        const Share gate_rows(L.g, k.mr);
+        const Range gate_rows = share(L.g, k.mr);
         if (!gate_rows.empty()) {
-            const int64_t g0 = gate_rows.begin, ng = gate_rows.end - gate_rows.begin;
+            const int64_t g0 = gate_rows.begin, ng = gate_rows.size();
             k.gemm(ng, D, BT, dg.data() + g0, 1, L.g, x_p.data(), acc_ih.data() + g0 * D, D, false);
             k.gemm(ng, L.hp, BT, dg.data() + g0, 1, L.g, h_p.data(), acc_hh.data() + g0 * L.hp, L.hp, false);
             unpack_gate_rows(acc_ih.data() + g0 * D, D, g0, gate_rows.end, H, D, L, dw_ih);
@@ -259,9 +286,9 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
             unpack_gate_rows(sum.data(), 1, g0, gate_rows.end, H, 1, L, dbias);
         }
         if (dx) {
-            const Share step_rows(BT, k.mr);
+            const Range step_rows = share(BT, k.mr);
             if (!step_rows.empty())
-                k.gemm(step_rows.end - step_rows.begin, D, L.g, dg.data() + step_rows.begin * L.g, L.g, 1,
+                k.gemm(step_rows.size(), D, L.g, dg.data() + step_rows.begin * L.g, L.g, 1,
                        wih_p.data(), dx + step_rows.begin * D, D, false);
         }
     }

@@ -75,7 +75,9 @@ struct Kernels {
     // nr columns (pack_panels). Writes only the n columns of C.
     void (*gemm)(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
                  const float* b_packed, float* c, int64_t ldc, bool accumulate);
-    void (*forward_step)(const ForwardStep& s, int64_t row_begin, int64_t row_end);
+    // Rows [row_begin, row_end) x hidden blocks [blk_begin, blk_end) (vw units each).
+    void (*forward_step)(const ForwardStep& s, int64_t row_begin, int64_t row_end, int64_t blk_begin,
+                         int64_t blk_end);
     void (*backward_step)(const BackwardStep& s, int64_t row_begin, int64_t row_end);
 };
 

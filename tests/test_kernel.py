@@ -100,7 +100,10 @@ def check_against_reference(layer, *, reverse, use_state=True, dy=True, dh=True,
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%dT%dD%dH%d" % s)
-def test_matches_reference(isa, shape, reverse):
+@pytest.mark.parametrize("n_threads", [1, 2], ids=["1thread", "2threads"])
+def test_matches_reference(isa, threads, n_threads, shape, reverse):
+    # Two threads split small batches by hidden units and large ones by rows: both are covered.
+    threads(n_threads)
     check_against_reference(make_layer(np.random.default_rng(0), *shape), reverse=reverse)
 
 
