@@ -21,13 +21,16 @@ typedef int VI __attribute__((vector_size(VW * sizeof(int))));
 inline V load(const float* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
 inline void store(float* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
 inline V splat(float s) { return V{} + s; }
-inline V vmin(V a, V b) { return a < b ? a : b; }
-inline V vmax(V a, V b) { return a > b ? a : b; }
+// Clamps that let NaN through (a comparison with NaN is false), so NaN in gives NaN out.
+inline V clamp(V x, float lo, float hi) {
+    x = x < splat(lo) ? splat(lo) : x;
+    return x > splat(hi) ? splat(hi) : x;
+}
 
 // exp(x) by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6 polynomial for e^r
 // (relative error ~1e-7 over the clamped range, which keeps 2^n a normal float).
 inline V vexp(V x) {
-    x = vmin(vmax(x, splat(-87.3f)), splat(88.3f));
+    x = clamp(x, -87.3f, 88.3f);
     const V round_magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
     V n = (x * splat(1.44269504088896341f) + round_magic) - round_magic;
     V r = x - n * splat(0.693359375f);
@@ -41,6 +44,12 @@ inline V vexp(V x) {
     p = p * (r * r) + r + splat(1.0f);
     const VI bits = (__builtin_convertvector(n, VI) + 127) << 23;
     return p * (V)bits;
+}
+
+inline VI lane_index() {
+    VI idx;
+    for (int l = 0; l < VW; ++l) idx[l] = l;
+    return idx;
 }
 
 inline V vsigmoid(V x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
@@ -124,10 +133,13 @@ inline void forward_tile(const ForwardStep& s, int64_t r0, int64_t blk) {
         for (int q = 0; q < 4; ++q) acc[r][q] = load(pre + q * VW);
     }
     mma<M>(acc, s.hp, s.h_prev + r0 * s.h_rs, s.h_rs, 1, s.w_hh + blk * s.hp * NR);
+    // Padding lanes of the last block are forced to zero: x W_ih^T puts NaN there when x
+    // holds an infinity (inf * 0), and NaN would leak into real units through the recurrence.
+    const VI live = lane_index() < VI{} + int(s.hidden - blk * VW);
     for (int r = 0; r < M; ++r) {
         const int64_t row = r0 + r;
-        const V i = vsigmoid(acc[r][0]), f = vsigmoid(acc[r][1]);
-        const V g = vtanh(acc[r][2]), o = vsigmoid(acc[r][3]);
+        const V i = live ? vsigmoid(acc[r][0]) : V{}, f = live ? vsigmoid(acc[r][1]) : V{};
+        const V g = live ? vtanh(acc[r][2]) : V{}, o = live ? vsigmoid(acc[r][3]) : V{};
         const V c = f * load(s.c_prev + row * s.c_rs + blk * VW) + i * g;
         store(s.c + row * s.c_rs + blk * VW, c);
         store(s.h + row * s.h_rs + blk * VW, o * vtanh(c));
@@ -138,7 +150,6 @@ inline void forward_tile(const ForwardStep& s, int64_t r0, int64_t blk) {
         store(act + 3 * VW, o);
     }
 }
-
 
 // dL/dh for rows [r0, r0+M) and hidden units [p*NR, p*NR+NR) from the recurrence, then the
 // gate gradients of those units at this step.

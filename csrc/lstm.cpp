@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -98,6 +99,31 @@ void pad_rows(const float* src, int64_t rows, int64_t width, int64_t src_rs, flo
 
 }  // namespace
 
+namespace {
+double round_up(double n, double m) { return std::ceil(n / m) * m; }
+}  // namespace
+
+double forward_workspace_bytes(const LstmDims& d, int vw) {
+    const Layout L(vw, d.hidden);
+    const double packed = double(L.g) * (double(d.input) + double(L.hp)), bias = double(L.g);
+    return 4.0 * (packed + bias);
+}
+
+double cache_bytes(const LstmDims& d, int vw) {
+    const Layout L(vw, d.hidden);
+    const double B = double(d.batch), T = double(d.time), D = double(d.input), H = double(d.hidden);
+    return 4.0 * (B * T * double(L.g) + 2.0 * B * (T + 1) * double(L.hp) + B * T * D + 4 * H * (D + H));
+}
+
+double backward_workspace_bytes(const LstmDims& d, int vw) {
+    const Layout L(vw, d.hidden);
+    const double B = double(d.batch), T = double(d.time), D = double(d.input), g = double(L.g);
+    const double hp = double(L.hp), nr = double(L.nr);
+    const double packed = g * round_up(hp, nr) + g * round_up(D, nr);
+    const double steps = B * T * (hp + g + round_up(D, nr) + round_up(hp, nr)) + 3 * B * hp;
+    return 4.0 * (packed + steps + g * (D + hp + 1));
+}
+
 size_t LstmCache::nbytes() const {
     return (x.size() + w_ih.size() + w_hh.size() + gates.size() + hs.size() + cs.size()) * sizeof(float);
 }
@@ -175,6 +201,7 @@ void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const fl
             }
             const int64_t t = time_of(step, T, reverse);
             ForwardStep s;
+            s.hidden = H;
             s.hp = L.hp;
             s.w_hh = whh_p.data();
             s.h_prev = hs.data() + (t + slot.prev) * L.hp;

@@ -3,6 +3,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,14 +61,19 @@ std::string dims_str(std::initializer_list<std::pair<const char*, int64_t>> dims
     return s + ")";
 }
 
-// Refuses sizes whose internal buffers could not be counted in 64 bits, before allocating.
-void check_size(const LstmDims& d) {
-    int64_t hp = d.hidden + 16, n = 0;
-    if (__builtin_mul_overflow(d.batch, d.time + 1, &n) || __builtin_mul_overflow(n, 4 * hp, &n) ||
-        __builtin_mul_overflow(n, int64_t(sizeof(float)), &n) ||
-        __builtin_mul_overflow(4 * hp, hp + d.input, &n))
-        throw py::value_error("sizes too large: " + dims_str({{"batch", d.batch}, {"time", d.time},
-                              {"input", d.input}, {"hidden", d.hidden}}));
+// Refuses, before allocating, a call whose buffers would not fit in this machine's memory:
+// allocating first could succeed on paper and then be killed by the OS when touched.
+void check_memory(const LstmDims& d, bool backward) {
+    const int vw = pyface::active_kernels().vw;
+    const double B = double(d.batch), T = double(d.time), H = double(d.hidden), D = double(d.input);
+    double need = backward ? pyface::backward_workspace_bytes(d, vw) + 4.0 * (B * T * D + 4 * H * (D + H + 1))
+                           : pyface::forward_workspace_bytes(d, vw) + pyface::cache_bytes(d, vw) + 4.0 * B * T * H;
+    const double have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+    if (need > have)
+        throw py::value_error("sizes too large: " +
+                              dims_str({{"batch", d.batch}, {"time", d.time}, {"input", d.input}, {"hidden", d.hidden}}) +
+                              " needs " + std::to_string(need / 1e9) + " GB, more than this machine's " +
+                              std::to_string(have / 1e9) + " GB of memory");
 }
 
 const float* optional_state(py::handle obj, const char* name, const LstmDims& d, py::array& keep) {
@@ -93,7 +100,7 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj, py
     py::array h0, c0;
     const float* h0p = optional_state(h0_obj, "h0", d, h0);
     const float* c0p = optional_state(c0_obj, "c0", d, c0);
-    check_size(d);
+    check_memory(d, false);
 
     py::array_t<float> y({d.batch, d.time, d.hidden}), h_T({d.batch, d.hidden}), c_T({d.batch, d.hidden});
     std::shared_ptr<LstmCache> cache = training ? std::make_shared<LstmCache>() : nullptr;
@@ -125,6 +132,7 @@ py::tuple backward(py::handle dy_obj, py::handle dh_obj, py::handle dc_obj, py::
     }
     const float* dhp = optional_state(dh_obj, "dh_T", d, dh);
     const float* dcp = optional_state(dc_obj, "dc_T", d, dc);
+    check_memory(d, true);
 
     py::array_t<float> dw_ih({4 * d.hidden, d.input}), dw_hh({4 * d.hidden, d.hidden}), dbias(4 * d.hidden);
     py::array_t<float> dh0({d.batch, d.hidden}), dc0({d.batch, d.hidden});
@@ -175,6 +183,17 @@ PYBIND11_MODULE(_core, m) {
           py::arg("h0"), py::arg("c0"), py::arg("reverse"), py::arg("training"));
     m.def("lstm_backward", &backward, py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"), py::arg("cache"),
           py::arg("need_dx"));
+    m.def("workspace_bytes", [](int64_t batch, int64_t time, int64_t input, int64_t hidden) {
+        if (batch < 1 || time < 1 || input < 1 || hidden < 1)
+            throw py::value_error("batch, time, input and hidden must be >= 1");
+        const LstmDims d{batch, time, input, hidden};
+        const int vw = pyface::active_kernels().vw;
+        py::dict out;
+        out["forward"] = pyface::forward_workspace_bytes(d, vw);
+        out["cache"] = pyface::cache_bytes(d, vw);
+        out["backward"] = pyface::backward_workspace_bytes(d, vw);
+        return out;
+    }, py::arg("batch"), py::arg("time"), py::arg("input"), py::arg("hidden"));
     m.def("get_isa", [] { return std::string(pyface::active_kernels().name); });
     m.def("set_isa", [](const std::string& name) {
         pyface::Isa isa;

@@ -34,6 +34,7 @@ struct Layout {
 
 // One forward timestep for a range of batch rows. All row strides are in floats.
 struct ForwardStep {
+    int64_t hidden;              // units from here on are padding, held at exactly zero
     int64_t hp;                  // padded hidden size: the K of the recurrent product
     const float* w_hh;           // packed W_hh^T: hp/vw panels of (hp x nr)
     const float* h_prev;         // h_{t-1}, row stride h_rs
@@ -152,6 +153,12 @@ private:
 
 int num_threads();
 void set_num_threads(int n);
+
+// Bytes the kernel allocates for one call, besides its outputs, for a vector width vw. In
+// floating point so that absurd sizes are counted rather than overflowing.
+double forward_workspace_bytes(const LstmDims& d, int vw);  // freed when the call returns
+double cache_bytes(const LstmDims& d, int vw);              // kept in the cache for backward
+double backward_workspace_bytes(const LstmDims& d, int vw);
 
 // One LSTM layer. h0/c0 may be null (zeros). y is (batch, time, hidden); h_T, c_T (batch,
 // hidden). With cache non-null, keeps what lstm_backward needs.

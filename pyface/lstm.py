@@ -19,7 +19,7 @@ import numpy as np
 
 from ._runtime import _core
 
-__all__ = ["LstmCache", "LstmGrads", "lstm_forward", "lstm_backward"]
+__all__ = ["LstmCache", "LstmGrads", "lstm_forward", "lstm_backward", "workspace_bytes"]
 
 LstmCache = _core.LstmCache
 
@@ -104,3 +104,15 @@ def lstm_backward(
         ``dx`` is None when ``need_dx=False``.
     """
     return LstmGrads(*_core.lstm_backward(dy, dh_T, dc_T, cache, bool(need_dx)))
+
+
+def workspace_bytes(batch: int, time: int, input_size: int, hidden_size: int) -> dict:
+    """Memory one layer's kernel calls use on the active instruction set, in bytes.
+
+    Returns ``{'forward': ..., 'cache': ..., 'backward': ...}``: scratch freed when
+    :func:`lstm_forward` returns, what its ``cache`` keeps for training, and scratch freed when
+    :func:`lstm_backward` returns. Outputs are not counted. A call that would need more than
+    the machine's physical memory is refused with ``ValueError`` before allocating.
+    """
+    out = _core.workspace_bytes(int(batch), int(time), int(input_size), int(hidden_size))
+    return {key: int(value) for key, value in out.items()}
