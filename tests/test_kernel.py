@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -335,3 +338,38 @@ def test_omp_num_threads_is_respected():
     out = run_python("import pyface; print(pyface.info()['threads'])", OMP_NUM_THREADS="1")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+# ---- Python threads --------------------------------------------------------------------------
+
+
+def test_gil_is_released_while_the_kernel_runs():
+    layer = make_layer(np.random.default_rng(11), 64, 64, 128, 256)
+    span = {}
+
+    def work():
+        span["start"] = time.perf_counter()
+        for _ in range(3):
+            pyface.lstm_forward(**layer, training=False)
+        span["end"] = time.perf_counter()
+
+    worker = threading.Thread(target=work)
+    ticks = []
+    worker.start()
+    while worker.is_alive():
+        ticks.append(time.perf_counter())
+    worker.join()
+    inner = (span["end"] - span["start"]) * 0.1
+    during = [t for t in ticks if span["start"] + inner < t < span["end"] - inner]
+    # With the GIL held, this thread could not run at all while the kernel does.
+    assert len(during) > 100, f"only {len(during)} Python steps ran beside the kernel"
+
+
+def test_concurrent_calls_from_python_threads_match_serial_calls():
+    layers = [make_layer(np.random.default_rng(20 + i), 5, 6, 7, 9) for i in range(8)]
+    serial = [run_all(layer, i % 2 == 1) for i, layer in enumerate(layers)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda i: run_all(layers[i], i % 2 == 1), range(len(layers))))
+    for one, two in zip(serial, parallel):
+        for a, b in zip(one, two):
+            np.testing.assert_array_equal(a, b)
