@@ -1,9 +1,16 @@
 """pyface: fast LSTM face recognition on the CPU."""
 
+from . import datasets
+from .augment import Augmentation
 from ._runtime import get_isa, get_num_threads, info, set_isa, set_num_threads, supported_isas
 from .data import FaceDataset, from_arrays, load_images
+from .estimator import LSTMFaceClassifier
+from .explain import explain
 from .lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
+from .model_io import ModelFileError, load_model
 from .preprocess import Preprocessor
+from .recognizer import FaceRecognizer
+from .training import train
 
 __version__: str = info()["version"]
 
@@ -23,4 +30,12 @@ __all__ = [
     "FaceDataset",
     "load_images",
     "from_arrays",
+    "datasets",
+    "train",
+    "FaceRecognizer",
+    "load_model",
+    "ModelFileError",
+    "LSTMFaceClassifier",
+    "Augmentation",
+    "explain",
 ]

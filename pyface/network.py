@@ -1,0 +1,289 @@
+"""The recognition network: stacked LSTMs reading an image as sequences, then a dense layer.
+
+An image of S x S pixels is read as a sequence of S rows (each row one timestep of
+S pixels) and, optionally, as the sequence of its S columns. Every reading has its
+own stack of LSTM layers; a bidirectional layer runs a second LSTM backwards in time
+and concatenates both outputs. The last layer of each reading is summarised either
+by its final hidden state or by the mean of its outputs over time, the summaries of
+all readings are concatenated, and a dense layer maps them to one score per person.
+
+The LSTM layers run through the native kernel; everything else is NumPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+VIEWS = ("rows", "columns")
+POOLINGS = ("last", "mean")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Shape of a network. ``n_classes`` and ``image_size`` come from the data."""
+
+    n_classes: int
+    image_size: int = 64
+    hidden_size: int = 64
+    num_layers: int = 2
+    bidirectional: bool = True
+    views: tuple[str, ...] = ("rows", "columns")
+    pooling: str = "mean"
+    dropout: float = 0.2
+
+    def __post_init__(self):
+        object.__setattr__(self, "views", tuple(self.views))
+        if self.n_classes < 1:
+            raise ValueError(f"n_classes must be at least 1, got {self.n_classes}")
+        if self.image_size < 1:
+            raise ValueError(f"image_size must be at least 1, got {self.image_size}")
+        if self.hidden_size < 1:
+            raise ValueError(f"hidden_size must be at least 1, got {self.hidden_size}")
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {self.num_layers}")
+        if not self.views or any(v not in VIEWS for v in self.views) or len(set(self.views)) != len(self.views):
+            raise ValueError(f"views must be distinct names among {VIEWS}, got {self.views}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return ("fwd", "bwd") if self.bidirectional else ("fwd",)
+
+    @property
+    def feature_size(self) -> int:
+        return len(self.views) * len(self.directions) * self.hidden_size
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["views"] = list(self.views)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Architecture:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown architecture fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        H = self.hidden_size
+        shapes = {}
+        for view in self.views:
+            for layer in range(self.num_layers):
+                inputs = self.image_size if layer == 0 else H * len(self.directions)
+                for direction in self.directions:
+                    prefix = f"{view}.{layer}.{direction}"
+                    shapes[f"{prefix}.w_ih"] = (4 * H, inputs)
+                    shapes[f"{prefix}.w_hh"] = (4 * H, H)
+                    shapes[f"{prefix}.bias"] = (4 * H,)
+        shapes["dense.weight"] = (self.n_classes, self.feature_size)
+        shapes["dense.bias"] = (self.n_classes,)
+        return shapes
+
+
+def _glorot(rng: np.random.Generator, fan_out: int, fan_in: int) -> np.ndarray:
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=(fan_out, fan_in))
+
+
+def _orthogonal_blocks(rng: np.random.Generator, H: int) -> np.ndarray:
+    # One orthogonal H x H matrix per gate keeps the recurrent map norm-preserving
+    # at the start, which is what lets gradients cross 64 timesteps.
+    blocks = []
+    for _ in range(4):
+        q, r = np.linalg.qr(rng.standard_normal((H, H)))
+        blocks.append(q * np.sign(np.diag(r)))
+    return np.concatenate(blocks, axis=0)
+
+
+def init_parameters(arch: Architecture, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
+    """Glorot input weights, orthogonal recurrent weights, forget-gate bias 1."""
+    H = arch.hidden_size
+    params = {}
+    for name, shape in arch.parameter_shapes().items():
+        if name.endswith(".w_ih"):
+            value = _glorot(rng, *shape)
+        elif name.endswith(".w_hh"):
+            value = _orthogonal_blocks(rng, H)
+        elif name.endswith(".bias") and name != "dense.bias":
+            value = np.zeros(shape)
+            value[H : 2 * H] = 1.0  # remember by default until the data says otherwise
+        elif name == "dense.weight":
+            value = _glorot(rng, *shape)
+        else:
+            value = np.zeros(shape)
+        params[name] = np.ascontiguousarray(value, dtype=dtype)
+    return params
+
+
+def _default_kernel():
+    from . import lstm
+
+    return lstm
+
+
+class Network:
+    """Forward and backward passes of an :class:`Architecture` over a parameter dict.
+
+    ``kernel`` is any object with ``lstm_forward`` and ``lstm_backward`` of the native
+    signature; the native one unless a test swaps in the NumPy reference.
+    """
+
+    def __init__(self, arch: Architecture, params: dict[str, np.ndarray], kernel=None):
+        expected = arch.parameter_shapes()
+        if set(params) != set(expected):
+            missing = sorted(set(expected) - set(params))
+            extra = sorted(set(params) - set(expected))
+            raise ValueError(f"parameters do not match the architecture (missing {missing}, unexpected {extra})")
+        for name, shape in expected.items():
+            if params[name].shape != shape:
+                raise ValueError(f"parameter {name} has shape {params[name].shape}, expected {shape}")
+        self.arch = arch
+        self.params = params
+        self.kernel = kernel if kernel is not None else _default_kernel()
+
+    @property
+    def dtype(self):
+        return self.params["dense.weight"].dtype
+
+    def _sequences(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        S = self.arch.image_size
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1:] != (S, S):
+            raise ValueError(f"images must have shape (N, {S}, {S}), got {images.shape}")
+        # Centred inputs keep the gates away from saturation at the start.
+        x = images.astype(self.dtype) * 2 - 1
+        seqs = {"rows": np.ascontiguousarray(x)}
+        if "columns" in self.arch.views:
+            seqs["columns"] = np.ascontiguousarray(x.transpose(0, 2, 1))
+        return {view: seqs[view] for view in self.arch.views}
+
+    def _dropout_mask(self, shape, rng: np.random.Generator) -> np.ndarray:
+        keep = 1.0 - self.arch.dropout
+        return (rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+
+    def forward(self, images: np.ndarray, *, training: bool = False, rng: np.random.Generator | None = None):
+        """Scores (N, n_classes) for preprocessed images (N, S, S) in [0, 1].
+
+        With ``training=True`` dropout is active (drawn from ``rng``) and the second
+        return value is the cache for :meth:`backward`; otherwise it is None.
+        """
+        arch, p, k = self.arch, self.params, self.kernel
+        use_dropout = training and arch.dropout > 0
+        if use_dropout and rng is None:
+            raise ValueError("training with dropout needs a random generator")
+        cache = {"views": {}}
+        summaries = []
+        for view, inputs in self._sequences(images).items():
+            layers = []
+            for layer in range(arch.num_layers):
+                outputs, finals, caches = [], [], []
+                for direction in arch.directions:
+                    prefix = f"{view}.{layer}.{direction}"
+                    y, (h_T, _), c = k.lstm_forward(
+                        inputs, p[f"{prefix}.w_ih"], p[f"{prefix}.w_hh"], p[f"{prefix}.bias"],
+                        reverse=direction == "bwd", training=training,
+                    )
+                    outputs.append(y)
+                    finals.append(h_T)
+                    caches.append(c)
+                mask = None
+                if layer < arch.num_layers - 1:
+                    inputs = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
+                    if use_dropout:
+                        mask = self._dropout_mask(inputs.shape, rng)
+                        inputs = inputs * mask
+                elif arch.pooling == "last":
+                    summaries.extend(finals)
+                else:
+                    summaries.extend(y.mean(axis=1) for y in outputs)
+                layers.append({"caches": caches, "mask": mask})
+            cache["views"][view] = layers
+        features = np.concatenate(summaries, axis=1) if len(summaries) > 1 else summaries[0]
+        if use_dropout:
+            cache["mask"] = self._dropout_mask(features.shape, rng)
+            features = features * cache["mask"]
+        logits = features @ p["dense.weight"].T + p["dense.bias"]
+        if not training:
+            return logits, None
+        cache["features"] = features
+        return logits, cache
+
+    def backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
+        """Gradients of every parameter, given the gradient of the loss w.r.t. the scores."""
+        arch, p, k = self.arch, self.params, self.kernel
+        H, T = arch.hidden_size, arch.image_size
+        dlogits = np.asarray(dlogits, dtype=self.dtype)
+        grads = {
+            "dense.weight": dlogits.T @ cache["features"],
+            "dense.bias": dlogits.sum(axis=0),
+        }
+        dfeatures = dlogits @ p["dense.weight"]
+        if "mask" in cache:
+            dfeatures *= cache["mask"]
+        n_dirs = len(arch.directions)
+        for v, view in enumerate(arch.views):
+            layers = cache["views"][view]
+            dinputs = None
+            for layer in reversed(range(arch.num_layers)):
+                entry = layers[layer]
+                if layer < arch.num_layers - 1:
+                    dseq = dinputs * entry["mask"] if entry["mask"] is not None else dinputs
+                dinputs = None
+                for d, direction in enumerate(arch.directions):
+                    prefix = f"{view}.{layer}.{direction}"
+                    if layer == arch.num_layers - 1:
+                        start = (v * n_dirs + d) * H
+                        dsummary = dfeatures[:, start : start + H]
+                        if arch.pooling == "last":
+                            dy, dh_T = None, np.ascontiguousarray(dsummary)
+                        else:
+                            dy = np.repeat((dsummary / T)[:, None, :], T, axis=1)
+                            dh_T = None
+                    else:
+                        dy, dh_T = np.ascontiguousarray(dseq[:, :, d * H : (d + 1) * H]), None
+                    dx, dw_ih, dw_hh, dbias, _, _ = k.lstm_backward(
+                        dy, dh_T, None, entry["caches"][d], need_dx=layer > 0
+                    )
+                    grads[f"{prefix}.w_ih"] = dw_ih
+                    grads[f"{prefix}.w_hh"] = dw_hh
+                    grads[f"{prefix}.bias"] = dbias
+                    if dx is not None:
+                        dinputs = dx if dinputs is None else dinputs + dx
+        return grads
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_cross_entropy(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    *,
+    sample_weight: np.ndarray | None = None,
+    label_smoothing: float = 0.0,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted mean cross-entropy against smoothed one-hot targets.
+
+    Returns the loss, its gradient w.r.t. ``logits`` and the probabilities.
+    """
+    n, C = logits.shape
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    target = np.full((n, C), label_smoothing / C, dtype=logits.dtype)
+    target[np.arange(n), labels] += 1.0 - label_smoothing
+    w = np.ones(n, dtype=logits.dtype) if sample_weight is None else np.asarray(sample_weight, dtype=logits.dtype)
+    total = w.sum()
+    per_sample = -(target * log_probs).sum(axis=1)
+    probs = np.exp(log_probs)
+    dlogits = (probs - target) * (w / total)[:, None]
+    return float((w * per_sample).sum() / total), dlogits, probs

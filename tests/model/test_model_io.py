@@ -1,0 +1,132 @@
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import pyface.model_io as model_io
+from pyface.model_io import FORMAT_VERSION, ModelFileError, load_model, save_model
+
+
+@pytest.fixture()
+def saved(tiny_model, tmp_path):
+    path = tmp_path / "faces.pyface"
+    tiny_model.save(path)
+    return path
+
+
+def test_round_trip_predicts_identically(tiny_model, saved, make_dataset):
+    loaded = load_model(saved)
+    faces = make_dataset(per_class=4, seed=9)
+    np.testing.assert_array_equal(loaded.predict_proba(faces), tiny_model.predict_proba(faces))
+    assert loaded.names == tiny_model.names
+    assert loaded.architecture == tiny_model.architecture
+    assert loaded.preprocessor == tiny_model.preprocessor
+    assert loaded.training == tiny_model.training
+    assert loaded.history == tiny_model.history
+    assert sorted(os.listdir(saved.parent)) == ["faces.pyface"]
+
+
+def test_file_is_a_plain_npz_with_json_metadata(saved):
+    with np.load(saved, allow_pickle=False) as npz:
+        metadata = json.loads(str(npz["metadata"]))
+        assert npz["param.dense.bias"].shape == (3,)
+    assert metadata["format"] == "pyface-model" and metadata["format_version"] == FORMAT_VERSION
+    assert metadata["names"] == ["person0", "person1", "person2"]
+    assert metadata["preprocessor"]["size"] == 16
+    assert metadata["training"]["epochs"] == 25
+
+
+def test_failed_save_leaves_the_old_file_intact(tiny_model, saved, monkeypatch):
+    before = saved.read_bytes()
+
+    def fail_midway(f, **arrays):
+        f.write(b"PK\x03\x04 half a model")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model_io.np, "savez", fail_midway)
+    with pytest.raises(OSError, match="disk full"):
+        tiny_model.save(saved)
+    assert saved.read_bytes() == before
+    assert sorted(os.listdir(saved.parent)) == ["faces.pyface"]
+    monkeypatch.undo()
+    assert load_model(saved).names == tiny_model.names
+
+
+def test_save_replaces_an_existing_file(tiny_model, saved):
+    model = load_model(saved)
+    model.names = ["ann", "ben", "cid"]
+    save_model(model, saved)
+    assert load_model(saved).names == ["ann", "ben", "cid"]
+    assert oct(saved.stat().st_mode & 0o777) != oct(0o600)
+
+
+def _rewrite(path, change):
+    with np.load(path, allow_pickle=False) as npz:
+        members = {name: npz[name] for name in npz.files}
+    metadata = json.loads(str(members["metadata"]))
+    change(members, metadata)
+    members["metadata"] = np.array(json.dumps(metadata))
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+def test_newer_format_is_refused(saved):
+    _rewrite(saved, lambda m, meta: meta.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ModelFileError, match="newer") as info:
+        load_model(saved)
+    assert str(saved) in str(info.value)
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda data: data[: len(data) // 2], "truncated"),
+    (lambda data: data[:2000] + bytes(b ^ 0xFF for b in data[2000:2100]) + data[2100:], "corrupt"),
+    (lambda data: b"", "not a pyface model"),
+    (lambda data: b"name,person\n1.pgm,s1\n", "not a pyface model"),
+])
+def test_damaged_files_raise_naming_the_file(saved, damage, message):
+    saved.write_bytes(damage(saved.read_bytes()))
+    with pytest.raises(ModelFileError, match=message) as info:
+        load_model(saved)
+    assert isinstance(info.value, ValueError)
+    assert info.value.path == str(saved) and str(saved) in str(info.value)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m, meta: meta.update(format="other-model"), "not a pyface model"),
+    (lambda m, meta: m.pop("param.dense.bias"), "missing"),
+    (lambda m, meta: m.update({"param.dense.bias": np.zeros(4, np.float32)}), "dense.bias"),
+    (lambda m, meta: m.update({"param.dense.bias": np.zeros(3, np.float64)}), "float64"),
+    (lambda m, meta: meta["architecture"].update(pooling="max"), "pooling"),
+    (lambda m, meta: meta.pop("names"), "names"),
+])
+def test_inconsistent_files_are_refused(saved, change, message):
+    _rewrite(saved, change)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(saved)
+
+
+def test_foreign_archives_are_refused(tmp_path):
+    plain = tmp_path / "weights.npz"
+    np.savez(plain, w=np.ones(3))
+    with pytest.raises(ModelFileError, match="no metadata"):
+        load_model(plain)
+    bare = tmp_path / "array.npy"
+    np.save(bare, np.ones(3))
+    with pytest.raises(ModelFileError, match="not a pyface model"):
+        load_model(bare)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, metadata=np.array([{"format": "pyface-model"}], dtype=object))
+    with pytest.raises(ModelFileError):
+        load_model(pickled)
+    zipped = tmp_path / "other.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(ModelFileError):
+        load_model(zipped)
+
+
+def test_missing_file_is_not_a_format_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "nowhere.pyface")
