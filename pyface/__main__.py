@@ -1,0 +1,5 @@
+"""``python -m pyface``: the ``pyface`` command."""
+
+from .cli import main
+
+raise SystemExit(main())
