@@ -14,6 +14,9 @@ namespace {
 constexpr int VW = PYFACE_VW;
 constexpr int MR = PYFACE_MR;
 constexpr int NR = 4 * VW;
+// Depth of one pass over a packed panel: KC x NR floats (32 KiB) stay in L1 while every row
+// tile of the step reuses them; deeper products are done in KC-deep passes.
+constexpr int64_t KC = 32768 / (NR * sizeof(float));
 
 typedef float V __attribute__((vector_size(VW * sizeof(float))));
 typedef int VI __attribute__((vector_size(VW * sizeof(int))));
@@ -125,16 +128,32 @@ inline void gemm_tile(const GemmArgs& g, int64_t r0, int64_t p) {
     }
 }
 
-// Gates of rows [r0, r0+M), hidden block `blk`: recurrent product, non-linearities and cell
-// update straight from the accumulators.
+// One KC-deep pass of a fused step: product depth [k0, k1), and whether it is the last.
+template <class Step>
+struct Pass {
+    const Step& s;
+    int64_t k0, k1;
+    bool last;
+};
+
+// Gates of rows [r0, r0+M), hidden block `blk`: recurrent product, then, on the last pass,
+// the non-linearities and cell update straight from the accumulators. Earlier passes leave
+// their partial sums in the gates buffer.
 template <int M>
-inline void forward_tile(const ForwardStep& s, int64_t r0, int64_t blk) {
+inline void forward_tile(const Pass<ForwardStep>& pass, int64_t r0, int64_t blk) {
+    const ForwardStep& s = pass.s;
     V acc[M][4];
     for (int r = 0; r < M; ++r) {
         const float* pre = s.gates + (r0 + r) * s.gates_rs + blk * NR;
         for (int q = 0; q < 4; ++q) acc[r][q] = load(pre + q * VW);
     }
-    mma<M>(acc, s.hp, s.h_prev + r0 * s.h_rs, s.h_rs, 1, s.w_hh + blk * s.hp * NR);
+    mma<M>(acc, pass.k1 - pass.k0, s.h_prev + r0 * s.h_rs + pass.k0, s.h_rs, 1,
+           s.w_hh + (blk * s.hp + pass.k0) * NR);
+    if (!pass.last) {
+        for (int r = 0; r < M; ++r)
+            for (int q = 0; q < 4; ++q) store(s.gates + (r0 + r) * s.gates_rs + blk * NR + q * VW, acc[r][q]);
+        return;
+    }
     // Padding lanes of the last block are forced to zero: x W_ih^T puts NaN there when x
     // holds an infinity (inf * 0), and NaN would leak into real units through the recurrence.
     const VI live = lane_index() < VI{} + int(s.hidden - blk * VW);
@@ -156,14 +175,22 @@ inline void forward_tile(const ForwardStep& s, int64_t r0, int64_t blk) {
 // dL/dh for rows [r0, r0+M) and hidden units [p*NR, p*NR+NR) from the recurrence, then the
 // gate gradients of those units at this step.
 template <int M>
-inline void backward_tile(const BackwardStep& s, int64_t r0, int64_t p) {
+inline void backward_tile(const Pass<BackwardStep>& pass, int64_t r0, int64_t p) {
+    const BackwardStep& s = pass.s;
     V acc[M][4];
     const int64_t u0 = p * NR;
     const int blocks = (int)((s.hp - u0) / VW < 4 ? (s.hp - u0) / VW : 4);
     if (s.dg_next) {
         for (int r = 0; r < M; ++r)
-            for (int q = 0; q < 4; ++q) acc[r][q] = V{};
-        mma<M>(acc, s.g, s.dg_next + r0 * s.dg_rs, s.dg_rs, 1, s.w_hh + p * s.g * NR);
+            for (int q = 0; q < 4; ++q)
+                acc[r][q] = pass.k0 == 0 ? V{} : load(s.dh_acc + (r0 + r) * s.dh_acc_rs + u0 + q * VW);
+        mma<M>(acc, pass.k1 - pass.k0, s.dg_next + r0 * s.dg_rs + pass.k0, s.dg_rs, 1,
+               s.w_hh + (p * s.g + pass.k0) * NR);
+        if (!pass.last) {
+            for (int r = 0; r < M; ++r)
+                for (int q = 0; q < 4; ++q) store(s.dh_acc + (r0 + r) * s.dh_acc_rs + u0 + q * VW, acc[r][q]);
+            return;
+        }
     } else {
         for (int r = 0; r < M; ++r)
             for (int q = 0; q < blocks; ++q) acc[r][q] = load(s.dh_init + (r0 + r) * s.hp + u0 + q * VW);
@@ -209,13 +236,31 @@ inline void over_tiles(const Args& s, int64_t begin, int64_t end, int64_t blk_be
 }
 
 template <int M> struct GemmTile { static void run(const GemmArgs& g, int64_t r, int64_t p) { gemm_tile<M>(g, r, p); } };
-template <int M> struct ForwardTile { static void run(const ForwardStep& s, int64_t r, int64_t b) { forward_tile<M>(s, r, b); } };
-template <int M> struct BackwardTile { static void run(const BackwardStep& s, int64_t r, int64_t p) { backward_tile<M>(s, r, p); } };
+template <int M> struct ForwardTile {
+    static void run(const Pass<ForwardStep>& s, int64_t r, int64_t b) { forward_tile<M>(s, r, b); }
+};
+template <int M> struct BackwardTile {
+    static void run(const Pass<BackwardStep>& s, int64_t r, int64_t p) { backward_tile<M>(s, r, p); }
+};
 
-// Blocked so that a block of A (MC x KC) and of B (KC x n) stay in L2 while they are reused.
+// Column block by column block, in KC-deep passes over all the rows.
+template <template <int> class Tile, class Step>
+inline void in_passes(const Step& s, int64_t depth, int64_t begin, int64_t end, int64_t blk_begin, int64_t blk_end) {
+    for (int64_t blk = blk_begin; blk < blk_end; ++blk) {
+        int64_t k0 = 0;
+        do {
+            const int64_t k1 = depth - k0 <= KC ? depth : k0 + KC;
+            over_tiles<Tile>(Pass<Step>{s, k0, k1, k1 == depth}, begin, end, blk, blk + 1);
+            k0 = k1;
+        } while (k0 < depth);
+    }
+}
+
+// Blocked so that a block of A (MC x KC) stays in L2 and one of B (KC x NR) in L1 while they
+// are reused.
 void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
           const float* bp, float* c, int64_t ldc, bool accumulate) {
-    constexpr int64_t KC = 256, MC = 32 * MR;
+    constexpr int64_t MC = 32 * MR;
     for (int64_t i0 = 0; i0 < m; i0 += MC) {
         const int64_t mb = m - i0 < MC ? m - i0 : MC;
         for (int64_t k0 = 0; k0 < k; k0 += KC) {
@@ -227,11 +272,11 @@ void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t c
 }
 
 void forward_step(const ForwardStep& s, int64_t begin, int64_t end, int64_t blk_begin, int64_t blk_end) {
-    over_tiles<ForwardTile>(s, begin, end, blk_begin, blk_end);
+    in_passes<ForwardTile>(s, s.hp, begin, end, blk_begin, blk_end);
 }
 
 void backward_step(const BackwardStep& s, int64_t begin, int64_t end) {
-    over_tiles<BackwardTile>(s, begin, end, 0, (s.hp + NR - 1) / NR);
+    in_passes<BackwardTile>(s, s.dg_next ? s.g : 0, begin, end, 0, (s.hp + NR - 1) / NR);
 }
 
 #undef PYFACE_ROWS

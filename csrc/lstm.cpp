@@ -30,7 +30,7 @@ Range share(int64_t n, int64_t align = 1) {
     return {std::min(n, units * id / count * align), std::min(n, units * (id + 1) / count * align)};
 }
 
-// Slot of h_t / c_t and of h_{t-1} / c_{t-1} in the (batch, time + 1, hp) state buffers: the
+// Slot of h_t / c_t and of h_{t-1} / c_{t-1} in the (time + 1, batch, hp) state buffers: the
 // initial state sits before the first processed step, which is t = 0 or, reversed, t = T-1.
 struct StateSlots {
     int64_t out, prev;
@@ -120,7 +120,7 @@ double backward_workspace_bytes(const LstmDims& d, int vw) {
     const double B = double(d.batch), T = double(d.time), D = double(d.input), g = double(L.g);
     const double hp = double(L.hp), nr = double(L.nr);
     const double packed = g * round_up(hp, nr) + g * round_up(D, nr);
-    const double steps = B * T * (hp + g + round_up(D, nr) + round_up(hp, nr)) + 3 * B * hp;
+    const double steps = B * T * (hp + g + round_up(D, nr) + round_up(hp, nr)) + B * (3 * hp + round_up(hp, nr));
     return 4.0 * (packed + steps + g * (D + hp + 1));
 }
 
@@ -128,6 +128,8 @@ size_t LstmCache::nbytes() const {
     return (x.size() + w_ih.size() + w_hh.size() + gates.size() + hs.size() + cs.size()) * sizeof(float);
 }
 
+// Buffers touched per step are time-major, (time, batch, ...): the rows one step reads and
+// writes are contiguous, instead of one row per page in a batch-major layout.
 void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const float* w_hh,
                   const float* bias, const float* h0, const float* c0, bool reverse, float* y,
                   float* h_T, float* c_T, LstmCache* cache) {
@@ -135,23 +137,24 @@ void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const fl
     const int64_t B = d.batch, T = d.time, D = d.input, H = d.hidden;
     const Layout L(k.vw, H);
     const StateSlots slot(reverse);
-    const int64_t state_rs = (T + 1) * L.hp, first = time_of(0, T, reverse), last = time_of(T - 1, T, reverse);
-    const int64_t blocks = L.hp / L.vw;
+    const int64_t first = time_of(0, T, reverse), last = time_of(T - 1, T, reverse);
+    const int64_t blocks = L.hp / L.vw, step_g = B * L.g, step_h = B * L.hp;
 
     Buffer wih_p(packed_size(D, L.g, L.nr)), whh_p(packed_size(L.hp, L.g, L.nr));
     std::vector<float> bias_g(size_t(L.g), 0.0f);
-    Buffer gates_local, hs_local, cs_local;
+    Buffer gates_local, hs_local, cs_local, xt_local;
     Buffer& gates = cache ? cache->gates : gates_local;
     Buffer& hs = cache ? cache->hs : hs_local;
     Buffer& cs = cache ? cache->cs : cs_local;
-    gates = Buffer(size_t(B * T * L.g));
-    hs = Buffer(size_t(B * (T + 1) * L.hp));
-    cs = Buffer(size_t(B * (T + 1) * L.hp));
+    Buffer& xt = cache ? cache->x : xt_local;  // x in (time, batch, input) order
+    gates = Buffer(size_t(T * step_g));
+    hs = Buffer(size_t((T + 1) * step_h));
+    cs = Buffer(size_t((T + 1) * step_h));
+    xt = Buffer(size_t(B * T * D));
     if (cache) {
         cache->dims = d;
         cache->reverse = reverse;
         cache->kernels = &k;
-        cache->x = Buffer(size_t(B * T * D));
         cache->w_ih = Buffer(size_t(4 * H * D));
         cache->w_hh = Buffer(size_t(4 * H * H));
         std::memcpy(cache->w_ih.data(), w_ih, size_t(4 * H * D) * sizeof(float));
@@ -173,30 +176,29 @@ void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const fl
         for (int64_t gate = 0; gate < 4; ++gate)
             for (int64_t unit = packed.begin * L.vw; unit < std::min(H, packed.end * L.vw); ++unit)
                 bias_g[size_t(L.col(gate, unit))] = bias[gate * H + unit];
-        if (!split_units) {
+        const Range steps = share(T);
+        for (int64_t t = steps.begin; t < steps.end; ++t)
+            copy_rows(x + t * D, B, D, T * D, xt.data() + t * B * D, D);
 #pragma omp barrier
-        }
+        // x W_ih^T + b for a share of the timesteps in one GEMM, accumulated onto the bias.
+        float* pre = gates.data() + steps.begin * step_g;
+        for (int64_t r = 0; r < steps.size() * B; ++r) std::memcpy(pre + r * L.g, bias_g.data(), L.g * sizeof(float));
+        k.gemm(steps.size() * B, L.g, D, xt.data() + steps.begin * B * D, D, 1, wih_p.data(), pre, L.g, true);
+
         const Range rows = split_units ? Range{0, B} : share(B);
         const Range blks = split_units ? packed : Range{0, blocks};
         const int64_t u0 = blks.begin * L.vw, u1 = std::min(H, blks.end * L.vw);
-        if (!rows.empty() && !blks.empty()) {
-            // x W_ih^T + b for all timesteps in one GEMM, accumulated onto the bias.
-            float* pre = gates.data() + rows.begin * T * L.g + blks.begin * L.nr;
-            for (int64_t r = 0; r < rows.size() * T; ++r)
-                std::memcpy(pre + r * L.g, bias_g.data() + blks.begin * L.nr, blks.size() * L.nr * sizeof(float));
-            k.gemm(rows.size() * T, blks.size() * L.nr, D, x + rows.begin * T * D, D, 1,
-                   wih_p.data() + blks.begin * D * L.nr, pre, L.g, true);
-            for (int64_t b = rows.begin; b < rows.end; ++b) {
-                float* h = hs.data() + b * state_rs + (first + slot.prev) * L.hp;
-                float* c = cs.data() + b * state_rs + (first + slot.prev) * L.hp;
-                for (int64_t u = blks.begin * L.vw; u < blks.end * L.vw; ++u) {
-                    h[u] = h0 && u < H ? h0[b * H + u] : 0.0f;
-                    c[u] = c0 && u < H ? c0[b * H + u] : 0.0f;
-                }
+        for (int64_t b = rows.begin; b < rows.end; ++b) {
+            float* h = hs.data() + (first + slot.prev) * step_h + b * L.hp;
+            float* c = cs.data() + (first + slot.prev) * step_h + b * L.hp;
+            for (int64_t u = u0; u < blks.end * L.vw; ++u) {
+                h[u] = h0 && u < H ? h0[b * H + u] : 0.0f;
+                c[u] = c0 && u < H ? c0[b * H + u] : 0.0f;
             }
         }
+#pragma omp barrier
         for (int64_t step = 0; step < T; ++step) {
-            if (split_units) {
+            if (split_units && step > 0) {
 #pragma omp barrier
             }
             const int64_t t = time_of(step, T, reverse);
@@ -204,27 +206,21 @@ void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const fl
             s.hidden = H;
             s.hp = L.hp;
             s.w_hh = whh_p.data();
-            s.h_prev = hs.data() + (t + slot.prev) * L.hp;
-            s.c_prev = cs.data() + (t + slot.prev) * L.hp;
-            s.h = hs.data() + (t + slot.out) * L.hp;
-            s.c = cs.data() + (t + slot.out) * L.hp;
-            s.h_rs = s.c_rs = state_rs;
-            s.gates = gates.data() + t * L.g;
-            s.gates_rs = T * L.g;
+            s.h_prev = hs.data() + (t + slot.prev) * step_h;
+            s.c_prev = cs.data() + (t + slot.prev) * step_h;
+            s.h = hs.data() + (t + slot.out) * step_h;
+            s.c = cs.data() + (t + slot.out) * step_h;
+            s.h_rs = s.c_rs = L.hp;
+            s.gates = gates.data() + t * step_g;
+            s.gates_rs = L.g;
             k.forward_step(s, rows.begin, rows.end, blks.begin, blks.end);
         }
-        if (u1 > u0) {
-            for (int64_t b = rows.begin; b < rows.end; ++b) {
-                const float* hb = hs.data() + b * state_rs;
-                copy_rows(hb + slot.out * L.hp + u0, T, u1 - u0, L.hp, y + b * T * H + u0, H);
-                const int64_t fin = b * state_rs + (last + slot.out) * L.hp + u0;
-                std::memcpy(h_T + b * H + u0, hs.data() + fin, size_t(u1 - u0) * sizeof(float));
-                std::memcpy(c_T + b * H + u0, cs.data() + fin, size_t(u1 - u0) * sizeof(float));
-            }
+        for (int64_t b = rows.begin; b < rows.end && u1 > u0; ++b) {
+            copy_rows(hs.data() + slot.out * step_h + b * L.hp + u0, T, u1 - u0, step_h, y + b * T * H + u0, H);
+            const int64_t fin = (last + slot.out) * step_h + b * L.hp + u0;
+            std::memcpy(h_T + b * H + u0, hs.data() + fin, size_t(u1 - u0) * sizeof(float));
+            std::memcpy(c_T + b * H + u0, cs.data() + fin, size_t(u1 - u0) * sizeof(float));
         }
-        const Range mine = share(B);
-        if (cache && !mine.empty())
-            std::memcpy(cache->x.data() + mine.begin * T * D, x + mine.begin * T * D, size_t(mine.size() * T * D) * sizeof(float));
     }
 }
 
@@ -236,7 +232,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
     const bool reverse = cache.reverse;
     const Layout L(k.vw, H);
     const StateSlots slot(reverse);
-    const int64_t state_rs = (T + 1) * L.hp, first = time_of(0, T, reverse);
+    const int64_t first = time_of(0, T, reverse), step_g = B * L.g, step_h = B * L.hp;
 
     Buffer whh_p(packed_size(L.g, L.hp, L.nr)), wih_p;
     pack_gate_rows(cache.w_hh.data(), H, H, L.hp, L, whh_p.data());
@@ -244,14 +240,20 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
         wih_p = Buffer(packed_size(L.g, D, L.nr));
         pack_gate_rows(cache.w_ih.data(), H, D, D, L, wih_p.data());
     }
-    // dy is read in place unless the hidden size needs padding.
-    Buffer dy_pad(dy && H != L.hp ? size_t(BT * L.hp) : 0);
-    const float* dy_use = dy && H != L.hp ? dy_pad.data() : dy;
+    // dy (batch, time, hidden) is read in place unless the hidden size needs padding.
+    const bool pad_dy = dy && H != L.hp;
+    Buffer dy_pad(pad_dy ? size_t(BT * L.hp) : 0);
+    const float* dy_use = pad_dy ? dy_pad.data() : dy;
+    const int64_t dy_width = pad_dy ? L.hp : H;
     Buffer dh_init(size_t(B * L.hp)), dc(size_t(B * L.hp)), dh0_pad(size_t(B * L.hp));
-    Buffer dg(size_t(BT * L.g));
-    // The inputs of every step, packed as the right-hand side of the weight-gradient GEMMs.
+    Buffer dg(size_t(T * step_g));  // (time, batch, g)
+    const int64_t dh_acc_rs = (L.hp + L.nr - 1) / L.nr * L.nr;
+    Buffer dh_acc(size_t(B * dh_acc_rs));
+    // The inputs of every step in (time, batch) order, packed as the right-hand side of the
+    // weight-gradient GEMMs.
     Buffer x_p(packed_size(BT, D, L.nr)), h_p(packed_size(BT, L.hp, L.nr));
     Buffer acc_ih(size_t(L.g * D)), acc_hh(size_t(L.g * L.hp));
+    const float* h_in = cache.hs.data() + slot.prev * step_h;  // row t*B + b: h before step t
 
 #pragma omp parallel num_threads(num_threads())
     {
@@ -260,7 +262,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
         const Range rows = share(B);
         if (!rows.empty()) {
             const int64_t b0 = rows.begin, nb = rows.size();
-            if (dy_pad.size()) pad_rows(dy + b0 * T * H, nb * T, H, H, dy_pad.data() + b0 * T * L.hp, L.hp, L.hp);
+            if (pad_dy) pad_rows(dy + b0 * T * H, nb * T, H, H, dy_pad.data() + b0 * T * L.hp, L.hp, L.hp);
             pad_rows(dh_T ? dh_T + b0 * H : nullptr, nb, H, H, dh_init.data() + b0 * L.hp, L.hp, L.hp);
             pad_rows(dc_T ? dc_T + b0 * H : nullptr, nb, H, H, dc.data() + b0 * L.hp, L.hp, L.hp);
             for (int64_t step = T - 1; step >= 0; --step) {
@@ -269,35 +271,37 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
                 s.hp = L.hp;
                 s.g = L.g;
                 s.w_hh = whh_p.data();
-                s.dg_next = step == T - 1 ? nullptr : dg.data() + time_of(step + 1, T, reverse) * L.g;
+                s.dg_next = step == T - 1 ? nullptr : dg.data() + time_of(step + 1, T, reverse) * step_g;
                 s.dh_init = dh_init.data();
-                s.dy = dy_use ? dy_use + t * L.hp : nullptr;
-                s.dy_rs = T * L.hp;
-                s.gates = cache.gates.data() + t * L.g;
-                s.gates_rs = T * L.g;
-                s.c = cache.cs.data() + (t + slot.out) * L.hp;
-                s.c_prev = cache.cs.data() + (t + slot.prev) * L.hp;
-                s.c_rs = state_rs;
+                s.dy = dy_use ? dy_use + t * dy_width : nullptr;
+                s.dy_rs = T * dy_width;
+                s.gates = cache.gates.data() + t * step_g;
+                s.gates_rs = L.g;
+                s.c = cache.cs.data() + (t + slot.out) * step_h;
+                s.c_prev = cache.cs.data() + (t + slot.prev) * step_h;
+                s.c_rs = L.hp;
                 s.dc = dc.data();
-                s.dg = dg.data() + t * L.g;
-                s.dg_rs = T * L.g;
+                s.dh_acc = dh_acc.data();
+                s.dh_acc_rs = dh_acc_rs;
+                s.dg = dg.data() + t * step_g;
+                s.dg_rs = L.g;
                 k.backward_step(s, rows.begin, rows.end);
             }
             // dL/dh0 is the recurrent product of the first processed step's gate gradients.
-            k.gemm(nb, L.hp, L.g, dg.data() + b0 * T * L.g + first * L.g, T * L.g, 1, whh_p.data(),
+            k.gemm(nb, L.hp, L.g, dg.data() + first * step_g + b0 * L.g, L.g, 1, whh_p.data(),
                    dh0_pad.data() + b0 * L.hp, L.hp, false);
             copy_rows(dh0_pad.data() + b0 * L.hp, nb, H, L.hp, dh0 + b0 * H, H);
             copy_rows(dc.data() + b0 * L.hp, nb, H, L.hp, dc0 + b0 * H, H);
 
-            const int64_t r0 = b0 * T, r1 = rows.end * T;
-            pack_panels(BT, r0, r1, D, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, x_p.data(), D);
-            pack_panels(BT, r0, r1, L.hp, L.nr, [&](int64_t r) {
-                return cache.hs.data() + r / T * state_rs + (r % T + slot.prev) * L.hp;
-            }, h_p.data(), L.hp);
+            for (int64_t t = 0; t < T; ++t) {
+                const int64_t r0 = t * B + b0, r1 = r0 + nb;
+                pack_panels(BT, r0, r1, D, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, x_p.data(), D);
+                pack_panels(BT, r0, r1, L.hp, L.nr, [&](int64_t r) { return h_in + r * L.hp; }, h_p.data(), L.hp);
+            }
         }
 #pragma omp barrier
         // Phase 2: weight gradients dG^T (g x BT) times the inputs of every step, one GEMM
-        // each, split by gate rows; dx split by timestep rows.
+        // each, split by gate rows; dx split by timesteps.
         const Range gate_rows = share(L.g, k.mr);
         if (!gate_rows.empty()) {
             const int64_t g0 = gate_rows.begin, ng = gate_rows.size();
@@ -313,10 +317,9 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
             unpack_gate_rows(sum.data(), 1, g0, gate_rows.end, H, 1, L, dbias);
         }
         if (dx) {
-            const Range step_rows = share(BT, k.mr);
-            if (!step_rows.empty())
-                k.gemm(step_rows.size(), D, L.g, dg.data() + step_rows.begin * L.g, L.g, 1,
-                       wih_p.data(), dx + step_rows.begin * D, D, false);
+            const Range steps = share(T);
+            for (int64_t t = steps.begin; t < steps.end; ++t)
+                k.gemm(B, D, L.g, dg.data() + t * step_g, L.g, 1, wih_p.data(), dx + t * D, T * D, false);
         }
     }
 }

@@ -60,6 +60,8 @@ struct BackwardStep {
     const float* c_prev;
     int64_t c_rs;
     float* dc;                   // in: dL/dc_t from later steps; out: dL/dc_{t-1} (row stride hp)
+    float* dh_acc;               // scratch for partial dL/dh between passes (row stride dh_acc_rs)
+    int64_t dh_acc_rs;
     float* dg;                   // out: dL/d(pre-activation gates) at t (row stride dg_rs)
     int64_t dg_rs;
 };
@@ -135,9 +137,9 @@ struct LstmCache {
     LstmDims dims{};
     bool reverse = false;
     const Kernels* kernels = nullptr;  // backward uses the layout forward used
-    Buffer x, w_ih, w_hh;              // copies: the caller may change its arrays in between
-    Buffer gates;                      // (batch, time, g) activations
-    Buffer hs, cs;                     // (batch, time + 1, hp): h0/c0 and every state
+    Buffer x, w_ih, w_hh;              // copies (x time-major): the caller may change its arrays
+    Buffer gates;                      // (time, batch, g) activations
+    Buffer hs, cs;                     // (time + 1, batch, hp): h0/c0 and every state
     size_t nbytes() const;
 };
 
