@@ -81,7 +81,8 @@ def test_trains_from_arrays_with_any_labels(tiny, make_images):
     assert model.names == ["alice", "bob", "carol"]
     assert model.preprocessor == Preprocessor()
     assert (model.predict(images) == names).mean() >= 0.9
-    small = train(images, labels, names=["a", "b", "c"], preprocessor=Preprocessor(size=16), epochs=1, quiet=True, **tiny)
+    small = train(images, labels, names=["a", "b", "c"], preprocessor=Preprocessor(size=16),
+                  epochs=1, quiet=True, **tiny)
     assert small.names == ["a", "b", "c"] and small.architecture.image_size == 16
 
 
