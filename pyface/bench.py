@@ -11,6 +11,7 @@ times that. Times are medians over repeated calls.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Callable, Dict, Iterable, List, Optional
 
@@ -114,7 +115,7 @@ class Stack:
 def set_threads(n: int) -> None:
     """Use n threads in pyface, and in torch when it is installed."""
     _runtime.set_num_threads(n)
-    torch = _torch()
+    torch = sys.modules.get("torch")  # only once loaded: importing it would cost the caller
     if torch is not None:
         torch.set_num_threads(n)
 
@@ -190,20 +191,88 @@ def format_table(rows: List[dict]) -> str:
     return "\n".join(lines)
 
 
+# The classic Keras recipe: LSTM(128, full sequence) -> dropout 0.2 -> LSTM(128) -> dropout
+# 0.2 -> dense softmax, Adam 1e-3, batch 32, rows as timesteps, nothing else.
+CLASSIC = dict(hidden_size=128, num_layers=2, bidirectional=False, views=("rows",), pooling="last",
+               dropout=0.2, learning_rate=1e-3, lr_schedule="constant", warmup_epochs=0,
+               weight_decay=0.0, clip_norm=None, label_smoothing=0.0, class_weight=None, augment=None,
+               batch_size=32)
+
+
+def epoch_seconds(images: np.ndarray, labels: np.ndarray, impl: str, *, epochs: int = 5, seed: int = 0) -> float:
+    """Median seconds per epoch of the classic recipe trained on (N, S, S) float32 images in
+    [0, 1] with integer labels, by pyface.train or by an equivalent torch.nn.LSTM loop."""
+    if impl == "pyface":
+        from .training import train
+
+        model = train(images, labels, seed=seed, quiet=True, epochs=epochs, **CLASSIC)
+        return float(np.median(model.history["seconds"][1:]))
+    torch = _torch()
+    if torch is None:
+        raise ImportError("torch is not installed (pip install '.[bench]')")
+    torch.manual_seed(seed)
+    size, n_classes = images.shape[-1], int(labels.max()) + 1
+    lstm = torch.nn.LSTM(size, 128, num_layers=2, batch_first=True, dropout=0.2)
+    head = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(128, n_classes))
+    params = list(lstm.parameters()) + list(head.parameters())
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    x, y = torch.from_numpy(np.ascontiguousarray(images, np.float32)), torch.from_numpy(labels.astype(np.int64))
+    rng = np.random.default_rng(seed)
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.from_numpy(rng.permutation(len(y)))
+        for i in range(0, len(y), 32):
+            batch = order[i : i + 32]
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(head(lstm(x[batch])[0][:, -1]), y[batch])
+            loss.backward()
+            optimizer.step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyface.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--impls", nargs="+", choices=list(IMPLS), default=list(IMPLS))
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timing per cell (default 1)")
+    parser.add_argument("--epoch", metavar="FACES_DIR",
+                        help="instead: seconds per training epoch of the classic recipe on this folder "
+                             "(80 %% of it, e.g. ORL's 320 images), pyface against torch")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.threads):
         parser.error("--threads must be >= 1")
     info = _runtime.info()
     print(f"pyface {info['version']}, isa {info['isa']}, numpy {info['numpy']}", end="")
-    torch = _torch()
-    print(f", torch {torch.__version__}" if torch is not None and "torch" in args.impls else "")
+    # In --epoch mode torch is loaded only after pyface's run, which reports its own peak memory.
+    torch = _torch() if "torch" in args.impls and not args.epoch else None
+    print(f", torch {torch.__version__}" if torch is not None else "")
+    if args.epoch:
+        return _print_epochs(args.epoch, args.threads, [i for i in args.impls if i != "numpy"])
     print(format_table(run(args.configs, args.threads, args.impls, min_time=args.min_time)))
+    return 0
+
+
+def _print_epochs(folder: str, threads: Iterable[int], impls: List[str]) -> int:
+    import resource
+
+    from .data import load_images
+
+    train_set, _ = load_images(folder).split(test_size=0.2, seed=42)
+    print(f"classic recipe, {len(train_set)} images per epoch, batch 32: seconds per epoch (median)")
+    for k, n in enumerate(threads):
+        cells = []
+        for impl in impls:
+            if impl == "torch" and _torch() is None:
+                continue
+            set_threads(n)
+            cells.append(f"{impl} {epoch_seconds(train_set.images, train_set.labels, impl):.3f}")
+            if impl == "pyface" and k == 0:
+                # Linux reports kilobytes; torch is not loaded yet, so this is pyface's own peak.
+                cells.append(f"(peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+        print(f"{n} thread(s): " + ", ".join(cells))
     return 0
 
 

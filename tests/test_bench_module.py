@@ -37,3 +37,11 @@ def test_main_prints_a_table(capsys):
     assert bench.main(["--configs", "batch1", "--threads", "1", "--impls", "pyface", "numpy", "--min-time", "0"]) == 0
     out = capsys.readouterr().out
     assert "| batch1 | inference | 1 |" in out and "isa" in out
+
+
+def test_epoch_seconds_trains_the_classic_recipe():
+    rng = np.random.default_rng(0)
+    images = rng.random((48, 16, 16), dtype=np.float32)
+    labels = np.repeat(np.arange(4), 12)
+    seconds = bench.epoch_seconds(images, labels, "pyface", epochs=3)
+    assert 0 < seconds < 60
