@@ -113,12 +113,14 @@ void pack_panels(int64_t k, int64_t i0, int64_t i1, int64_t n, int64_t nr, RowPt
 }
 inline int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return (n + nr - 1) / nr * nr * k; }
 
-// 64-byte aligned float storage that does not zero unless asked.
+// 64-byte aligned float storage that does not zero unless asked. Large blocks come from and
+// go back to a process-wide pool (runtime.cpp): fresh multi-megabyte allocations are mapped
+// by the OS per call and page-faulted in, which cost a large layer a quarter of its time.
 class Buffer {
 public:
     Buffer() = default;
     explicit Buffer(size_t n, bool zero = false);
-    Buffer(Buffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+    Buffer(Buffer&& o) noexcept : p_(o.p_), n_(o.n_), bytes_(o.bytes_) { o.p_ = nullptr; o.n_ = o.bytes_ = 0; }
     Buffer& operator=(Buffer&& o) noexcept;
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
@@ -128,8 +130,9 @@ public:
     size_t size() const { return n_; }
 
 private:
+    void release() noexcept;
     float* p_ = nullptr;
-    size_t n_ = 0;
+    size_t n_ = 0, bytes_ = 0;
 };
 
 // What backward needs from forward. Owned by the caller (a Python object), never global.

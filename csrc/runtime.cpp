@@ -1,9 +1,13 @@
 // Storage, threads and the denormal mode around the per-ISA kernels.
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include "pyface.h"
 
@@ -13,27 +17,80 @@
 
 namespace pyface {
 
+namespace {
+
+// Freed large blocks kept for reuse, at most kPoolLimit bytes in all. Only an allocation
+// cache: a block's contents never carry from one call to the next (Buffer zeroes on request).
+constexpr size_t kPoolMin = size_t(1) << 20, kPoolLimit = size_t(1) << 30;
+
+struct Pool {
+    std::mutex mutex;
+    std::vector<std::pair<size_t, float*>> blocks;  // (bytes, block)
+    size_t bytes = 0;
+
+    ~Pool() {
+        for (auto& b : blocks) std::free(b.second);
+    }
+
+    // A free block of at least `want` bytes and at most twice that, or null.
+    float* take(size_t want, size_t* got) {
+        std::lock_guard<std::mutex> lock(mutex);
+        for (size_t i = 0; i < blocks.size(); ++i)
+            if (blocks[i].first >= want && blocks[i].first / 2 <= want) {
+                float* p = blocks[i].second;
+                *got = blocks[i].first;
+                bytes -= *got;
+                blocks[i] = blocks.back();
+                blocks.pop_back();
+                return p;
+            }
+        return nullptr;
+    }
+
+    bool give(float* p, size_t size) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (bytes + size > kPoolLimit) return false;
+        blocks.emplace_back(size, p);
+        bytes += size;
+        return true;
+    }
+};
+
+Pool& pool() {
+    static Pool p;
+    return p;
+}
+
+}  // namespace
+
 Buffer::Buffer(size_t n, bool zero) : n_(n) {
     if (n == 0) return;
-    const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    p_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+    bytes_ = (n * sizeof(float) + 63) / 64 * 64;
+    if (bytes_ >= kPoolMin) p_ = pool().take(bytes_, &bytes_);
+    if (!p_) p_ = static_cast<float*>(std::aligned_alloc(64, bytes_));
     if (!p_) throw std::bad_alloc();
-    if (zero)
-        for (size_t i = 0; i < n; ++i) p_[i] = 0.0f;
+    if (zero) std::fill(p_, p_ + n, 0.0f);
+}
+
+void Buffer::release() noexcept {
+    if (p_ && !(bytes_ >= kPoolMin && pool().give(p_, bytes_))) std::free(p_);
+    p_ = nullptr;
+    n_ = bytes_ = 0;
 }
 
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
     if (this != &o) {
-        std::free(p_);
+        release();
         p_ = o.p_;
         n_ = o.n_;
+        bytes_ = o.bytes_;
         o.p_ = nullptr;
-        o.n_ = 0;
+        o.n_ = o.bytes_ = 0;
     }
     return *this;
 }
 
-Buffer::~Buffer() { std::free(p_); }
+Buffer::~Buffer() { release(); }
 
 #if defined(__x86_64__) || defined(_M_X64)
 // FTZ (bit 15) and DAZ (bit 6): denormals in a long recurrence cost ~100x per operation.
