@@ -138,10 +138,12 @@ def run(
     impls: Iterable[str] = IMPLS,
     *,
     min_time: float = 1.0,
+    pause: float = 0.5,
 ) -> List[dict]:
     """Time every (config, threads, mode, impl); rows with median seconds and GFLOP/s.
 
-    Implementations that are not installed (torch) are left out. batch1 is timed for
+    Each cell starts after `pause` seconds of idleness. Implementations that are not
+    installed (torch) are left out. batch1 is timed for
     inference only: a training step of one sequence is not a use case.
     """
     impls = [i for i in impls if i != "torch" or _torch() is not None]
@@ -153,6 +155,9 @@ def run(
                 if config == "batch1" and mode == "train":
                     continue
                 for impl in impls:
+                    # Idle threads of the previous library (OpenMP, OpenBLAS) spin before
+                    # they sleep; timing beside them would measure their spinning.
+                    time.sleep(pause)
                     stack = Stack(impl, *CONFIGS[config])
                     fn = stack.train_step if mode == "train" else stack.infer
                     sec = median_seconds(fn, min_time=min_time)
