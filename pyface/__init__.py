@@ -10,7 +10,7 @@ from .lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
 from .model_io import ModelFileError, load_model
 from .preprocess import Preprocessor
 from .recognizer import FaceRecognizer
-from .training import train
+from .training import TrainingDivergedError, TrainingInterrupted, train
 
 __version__: str = info()["version"]
 
@@ -32,6 +32,8 @@ __all__ = [
     "from_arrays",
     "datasets",
     "train",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
     "FaceRecognizer",
     "load_model",
     "ModelFileError",

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import re
+import shlex
 import sys
 import time
 import traceback
@@ -237,7 +238,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from . import plots
     from .preprocess import Preprocessor
-    from .training import train
+    from .training import TrainingInterrupted, train
 
     folder = _existing_folder(args.folder, "face folder")
     out = _output_file(args.out, "--out")
@@ -269,8 +270,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = {name: value for name, value in options.items() if value is not None}
     if args.no_augment:
         options["augment"] = None
+    if args.resume is not None and not Path(args.resume).is_file():
+        raise UserError(f"--resume {args.resume}: checkpoint file not found")
+    # Ctrl-C always leaves a checkpoint; periodic ones only when asked for.
+    checkpoint = _output_file(args.checkpoint or args.resume or str(_sibling(out, "ckpt")), "--checkpoint")
+    every = args.checkpoint_every or (1 if args.checkpoint else None)
     started = time.perf_counter()
-    model = train(train_set, seed=args.seed, quiet=_progress_quiet(args), **options)
+    try:
+        model = train(train_set, seed=args.seed, quiet=_progress_quiet(args), checkpoint=checkpoint,
+                      checkpoint_every=every, resume=args.resume, **options)
+    except TrainingInterrupted as stop:
+        print(f"pyface: interrupted after {stop.epochs_done} of {stop.epochs} epochs; saved {checkpoint}; "
+              f"resume with: {_resume_command(args.argv, checkpoint)}", file=sys.stderr)
+        return 130
     _say(f"Trained {len(model.history['epoch'])} epochs in {time.perf_counter() - started:.1f} s: {model!r}")
 
     report = _report(model, test_set) if len(test_set) else None
@@ -290,6 +302,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _plot_or_say(draw)
     return 0
+
+
+def _resume_command(argv: Sequence[str], checkpoint: Path) -> str:
+    """The ``pyface train`` command line ``argv`` with ``--resume checkpoint`` in place of any other."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--resume="):
+            skip = False
+            continue
+        if arg == "--resume":
+            skip = True
+            continue
+        kept.append(arg)
+    return shlex.join(["pyface", *kept, "--resume", str(checkpoint)])
 
 
 # ---------------------------------------------------------------------------- predict
@@ -560,6 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 64)")
     p.add_argument("--detect-faces", action="store_true", help="crop every image to the largest face OpenCV finds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint", metavar="PATH", help="save everything needed to resume training to PATH "
+                   "every --checkpoint-every epochs (default: only on Ctrl-C, to --out's name + .ckpt)")
+    p.add_argument("--checkpoint-every", metavar="N", type=_int_at_least(1),
+                   help="epochs between checkpoints (default 1 with --checkpoint)")
+    p.add_argument("--resume", metavar="PATH", help="continue the training saved in the checkpoint PATH; "
+                   "give the same folder and options as the interrupted command")
 
     p = command("evaluate", cmd_evaluate, "accuracy, per-person precision and recall on a labelled folder")
     p.add_argument("model", metavar="MODEL", help="model file written by pyface train")
@@ -624,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .model_io import ModelFileError
 
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to tell how to resume an interrupted run
     try:
         with _warnings_as_lines():
             return args.run(args)

@@ -145,10 +145,21 @@ def _read_image(path: Path) -> np.ndarray | None:
         cv2.utils.logging.setLogLevel(level)
 
 
+# A folder of thousands of bad files gets a message of a readable length, not thousands of lines.
+_PROBLEMS_SHOWN = 20
+
+
+def _listing(problems: list[str]) -> str:
+    """The first problems, one per indented line, and how many more there are."""
+    shown = "".join(f"\n  {problem}" for problem in problems[:_PROBLEMS_SHOWN])
+    hidden = len(problems) - _PROBLEMS_SHOWN
+    return shown + (f"\n  ... and {hidden} more" if hidden > 0 else "")
+
+
 def _report(problems: list[str], *, strict: bool) -> None:
     if not problems:
         return
-    message = f"{len(problems)} problem(s) while loading images:\n  " + "\n  ".join(problems)
+    message = f"{len(problems)} problem(s) while loading images:" + _listing(problems)
     if strict:
         raise ValueError(message)
     warnings.warn(message, stacklevel=3)
@@ -231,8 +242,7 @@ def load_images(
             problems.append(f"{folder}: person folder without a readable image")
 
     if not names:
-        details = "".join(f"\n  {problem}" for problem in problems)
-        raise ValueError(f"no person folder with a readable image under {root}{details}")
+        raise ValueError(f"no person folder with a readable image under {root}{_listing(problems)}")
     _report(problems, strict=strict)
     return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), names, paths, preprocessor)
 

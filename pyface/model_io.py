@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -35,25 +36,14 @@ class ModelFileError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-def save_model(model: FaceRecognizer, path) -> None:
-    """Write ``model`` to ``path`` so that the file is either the old one or the complete new one.
+def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an ``.npz`` at ``path`` so that the file is either the old one or the complete new one.
 
     The data goes to a temporary file in the same folder, is flushed to disk, and
-    only then renamed over ``path``; a failure at any point removes the temporary
-    file and leaves whatever was at ``path`` untouched.
+    only then renamed over ``path``; a failure at any point (an interrupt included)
+    removes the temporary file and leaves whatever was at ``path`` untouched.
     """
     path = os.fspath(path)
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "architecture": model.network.arch.to_dict(),
-        "names": list(model.names),
-        "preprocessor": model.preprocessor.to_dict(),
-        "training": model.training,
-        "history": model.history,
-    }
-    arrays = {_META: np.array(json.dumps(metadata))}
-    arrays.update({_PARAM + name: value for name, value in model.network.params.items()})
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
@@ -70,19 +60,67 @@ def save_model(model: FaceRecognizer, path) -> None:
         raise
 
 
-def _read_members(path) -> dict[str, np.ndarray]:
+def non_finite_parameters(params: dict[str, np.ndarray]) -> list[str]:
+    """Names of the arrays in ``params`` holding a NaN or an infinity."""
+    return [name for name, value in params.items() if not np.isfinite(value).all()]
+
+
+def save_model(model: FaceRecognizer, path) -> None:
+    """Write ``model`` to ``path`` atomically (see :func:`write_npz_atomically`).
+
+    A model whose weights hold NaN or infinity is refused with ``ValueError``: it
+    would only ever answer nonsense, and writing it could replace a good file.
+    """
+    broken = non_finite_parameters(model.network.params)
+    if broken:
+        raise ValueError(f"refusing to save a model with non-finite weights (in {', '.join(broken)})")
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": model.network.arch.to_dict(),
+        "names": list(model.names),
+        "preprocessor": model.preprocessor.to_dict(),
+        "training": model.training,
+        "history": model.history,
+    }
+    arrays = {_META: np.array(json.dumps(metadata))}
+    arrays.update({_PARAM + name: value for name, value in model.network.params.items()})
+    write_npz_atomically(path, arrays)
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
+def read_npz(path, kind: str = "pyface model") -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive at ``path``, its checksums verified.
+
+    Pickled members are refused, so reading never runs code from the file. Anything
+    but an intact archive of plain arrays raises :class:`ModelFileError` naming
+    ``kind``; a missing file raises ``FileNotFoundError`` as usual.
+    """
+    with open(path, "rb") as f:
+        magic = f.read(len(_NPY_MAGIC))
+    if magic == _NPY_MAGIC:
+        raise ModelFileError(path, f"not a {kind} file (a bare array, not an archive)")
+    if not magic.startswith(_ZIP_MAGIC):
+        raise ModelFileError(path, f"not a {kind} file")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ModelFileError(path, "not a pyface model file (a bare array, not an archive)")
-        with loaded as npz:
+        with np.load(path, allow_pickle=False) as npz:
+            # Checksums first: a damaged array header could claim an array of any size.
+            damaged = npz.zip.testzip()
+            if damaged is not None:
+                raise ModelFileError(path, f"corrupt {kind} file (member {damaged} fails its checksum)")
             return {name: npz[name] for name in npz.files}
-    except (FileNotFoundError, IsADirectoryError, PermissionError, ModelFileError):
+    except ModelFileError:
         raise
     except zipfile.BadZipFile as exc:
-        raise ModelFileError(path, f"corrupt or truncated model file ({exc})") from exc
-    except (ValueError, OSError, EOFError, KeyError) as exc:
-        raise ModelFileError(path, f"not a pyface model file or corrupt ({exc})") from exc
+        raise ModelFileError(path, f"corrupt or truncated {kind} file ({exc})") from exc
+    # What zipfile and numpy raise on damaged headers: a compression method or zip version
+    # that does not exist (NotImplementedError), an "encrypted" flag (RuntimeError), data
+    # that does not inflate (zlib.error), sizes past the end (EOFError).
+    except (ValueError, OSError, EOFError, KeyError, NotImplementedError, RuntimeError, zlib.error) as exc:
+        raise ModelFileError(path, f"not a {kind} file or corrupt ({exc})") from exc
 
 
 def load_model(path) -> FaceRecognizer:
@@ -91,7 +129,7 @@ def load_model(path) -> FaceRecognizer:
     Raises :class:`ModelFileError` (a ``ValueError``) naming the file and the problem
     when it is corrupt, truncated, not a pyface model, or from a newer pyface.
     """
-    members = _read_members(path)
+    members = read_npz(path)
     if _META not in members:
         raise ModelFileError(path, "not a pyface model file (no metadata)")
     try:
@@ -114,6 +152,9 @@ def load_model(path) -> FaceRecognizer:
         for name, value in params.items():
             if value.dtype != np.float32:
                 raise ValueError(f"parameter {name} is {value.dtype}, expected float32")
+        broken = non_finite_parameters(params)
+        if broken:
+            raise ValueError(f"non-finite weights in {', '.join(broken)}")
         network = Network(arch, {n: np.ascontiguousarray(v) for n, v in params.items()})
         preprocessor = Preprocessor.from_dict(metadata["preprocessor"])
         return FaceRecognizer(network, metadata["names"], preprocessor,

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .augment import Augmentation
+from .checkpoint import (
+    TrainingState,
+    data_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .data import FaceDataset, from_arrays
+from .model_io import non_finite_parameters
 from .network import Architecture, Network, init_parameters, softmax_cross_entropy
 from .optim import Adam, clip_grad_norm, learning_rate
 from .recognizer import FaceRecognizer
@@ -126,14 +134,149 @@ def _validation_arrays(validation: FaceDataset, dataset: FaceDataset) -> tuple[n
     return np.asarray(validation.images, dtype=np.float32), labels
 
 
+class TrainingDivergedError(RuntimeError):
+    """Training produced NaN or infinity and stopped.
+
+    ``epoch`` is the epoch (1-based) in which it happened; ``model`` is a recognizer
+    with the weights of the last good epoch (never NaN); ``checkpoint`` is the path
+    of the last good checkpoint, if the run wrote one.
+    """
+
+    def __init__(self, message: str, *, epoch: int, model: FaceRecognizer, checkpoint: str | None):
+        super().__init__(message)
+        self.epoch = epoch
+        self.model = model
+        self.checkpoint = checkpoint
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training. ``epochs_done`` epochs are complete; ``checkpoint`` holds them, if given."""
+
+    def __init__(self, *, epochs_done: int, epochs: int, checkpoint: str | None):
+        self.epochs_done = epochs_done
+        self.epochs = epochs
+        self.checkpoint = checkpoint
+        if checkpoint is None:
+            hint = "no checkpoint was written: pass checkpoint= to be able to resume"
+        else:
+            hint = f"saved a checkpoint to {checkpoint}; continue with train(..., resume={checkpoint!r})"
+        super().__init__(f"training interrupted after {epochs_done} of {epochs} epochs; {hint}")
+
+
+def _rngs(entropy: int) -> dict[str, np.random.Generator]:
+    """The run's independent random generators, all derived from one seed."""
+    names = ("init", "split", "batch", "augment", "dropout")
+    return {name: np.random.default_rng(s) for name, s in zip(names, np.random.SeedSequence(entropy).spawn(5))}
+
+
+# Generators still drawn from after the first epoch begins, so part of a checkpoint.
+_EPOCH_RNGS = ("batch", "augment", "dropout")
+
+
+def _train_epoch(network: Network, optimizer: Adam, x_train, y_train, weights, settings: TrainingSettings,
+                 rngs: dict, total_steps: int, warmup_steps: int) -> tuple[float, float, float]:
+    """One pass over the training images in random mini-batches.
+
+    Returns (weighted mean loss, accuracy, last learning rate). Raises
+    ``FloatingPointError`` as soon as the loss or the gradients stop being finite,
+    before they reach the weights.
+    """
+    order = rngs["batch"].permutation(len(y_train))
+    loss_sum, weight_sum, correct = 0.0, 0.0, 0
+    for step, start in enumerate(range(0, len(order), settings.batch_size), 1):
+        batch = order[start : start + settings.batch_size]
+        xb, yb = x_train[batch], y_train[batch]
+        if settings.augment is not None:
+            xb = settings.augment(xb, rngs["augment"])
+        sw = None if weights is None else weights[yb]
+        logits, cache = network.forward(xb, training=True, rng=rngs["dropout"])
+        loss, dlogits, probs = softmax_cross_entropy(
+            logits, yb, sample_weight=sw, label_smoothing=settings.label_smoothing
+        )
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss} at step {step}")
+        grads = network.backward(dlogits, cache)
+        norm = clip_grad_norm(grads, settings.clip_norm)
+        if not np.isfinite(norm):
+            raise FloatingPointError(f"the gradients became {norm} at step {step}")
+        lr = learning_rate(optimizer.t, total_steps, settings.learning_rate,
+                           schedule=settings.lr_schedule, warmup_steps=warmup_steps)
+        optimizer.step(grads, lr=lr)
+        batch_weight = len(yb) if sw is None else float(sw.sum())
+        loss_sum += loss * batch_weight
+        weight_sum += batch_weight
+        correct += int((probs.argmax(axis=1) == yb).sum())
+    broken = non_finite_parameters(network.params)
+    if broken:
+        raise FloatingPointError(f"the weights became non-finite (in {', '.join(broken)})")
+    # Finite weights can still be so large that the scores overflow: such a model only
+    # ever answers NaN, so it must not become the last good one.
+    logits, _ = network.forward(x_train[: settings.batch_size])
+    if not np.isfinite(logits).all():
+        raise FloatingPointError("the weights became so large that the scores overflow")
+    return loss_sum / weight_sum, correct / len(y_train), lr
+
+
+def _capture(epoch: int, network: Network, optimizer: Adam, rngs: dict, history: dict, best: dict) -> TrainingState:
+    """A copy of everything that training changes, after ``epoch`` completed epochs."""
+    return TrainingState(
+        epoch=epoch, params=network.params, adam_m=optimizer.m, adam_v=optimizer.v, adam_t=optimizer.t,
+        rng_states={name: rngs[name].bit_generator.state for name in _EPOCH_RNGS}, history=history, **best,
+    ).copy()
+
+
+def _restore(state: TrainingState, network: Network, optimizer: Adam, rngs: dict) -> tuple[dict, dict]:
+    """Put ``state`` back into the network, optimizer and generators; returns (history, best) to continue."""
+    for name in network.params:
+        network.params[name][...] = state.params[name]
+        optimizer.m[name][...] = state.adam_m[name]
+        optimizer.v[name][...] = state.adam_v[name]
+    optimizer.t = state.adam_t
+    try:
+        for name in _EPOCH_RNGS:
+            rngs[name].bit_generator.state = state.rng_states[name]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"the checkpoint's random generator states are unusable ({exc})") from exc
+    state = state.copy()
+    best = {"best_score": state.best_score, "best_params": state.best_params,
+            "best_epoch": state.best_epoch, "waited": state.waited}
+    return state.history, best
+
+
+def _resumed_run(path, arch_options: dict, training_options: dict, run: dict) -> tuple[Architecture, TrainingSettings]:
+    """The checkpoint's architecture and settings, after checking that the options given agree with them."""
+    arch = Architecture.from_dict(run["architecture"])
+    settings = TrainingSettings.from_dict(run["settings"])
+    asked_arch = Architecture.from_dict({**arch.to_dict(), **arch_options})
+    asked_settings = replace(settings, **training_options)
+    differing = [name for name in arch_options if getattr(asked_arch, name) != getattr(arch, name)]
+    differing += [name for name in training_options if getattr(asked_settings, name) != getattr(settings, name)]
+    if differing:
+        raise ValueError(f"cannot resume from {os.fspath(path)} with other options than it was started with: "
+                         + ", ".join(f"{n} (checkpoint: {getattr(arch if n in arch_options else settings, n)!r})"
+                                     for n in differing))
+    return arch, settings
+
+
+def _model(network: Network, params: dict, dataset: FaceDataset, settings: TrainingSettings, seed,
+           history: dict, best_epoch) -> FaceRecognizer:
+    """A recognizer with a copy of ``params``, independent of the network that goes on training."""
+    final = Network(network.arch, {n: v.copy() for n, v in params.items()}, kernel=network.kernel)
+    return FaceRecognizer(final, dataset.names, dataset.preprocessor,
+                          training={"seed": seed, **settings.to_dict()},
+                          history={**history, "best_epoch": best_epoch})
+
+
 def train(data, labels=None, *, names=None, preprocessor=None, validation_data: FaceDataset | None = None,
-          seed: int | None = 0, quiet: bool = False, kernel=None, **options) -> FaceRecognizer:
+          seed: int | None = 0, quiet: bool = False, kernel=None, checkpoint=None, checkpoint_every: int | None = 1,
+          resume=None, **options) -> FaceRecognizer:
     """Train a face recognizer.
 
     ``data`` is a :class:`~pyface.data.FaceDataset`, or images (N, H, W) with
     ``labels`` (integers indexing ``names``, or any labels whose sorted unique values
     become the names); such images go through ``preprocessor`` (default
-    ``Preprocessor()``), which the model keeps for prediction.
+    ``Preprocessor()``), which the model keeps for prediction. The data must show at
+    least two people.
 
     ``options`` set the architecture (hidden_size, num_layers, bidirectional, views,
     pooling, dropout) and the training (epochs, batch_size, learning_rate,
@@ -146,12 +289,25 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
     ``validation_data`` (a FaceDataset) serves the same purpose with images kept
     apart by the caller. ``kernel`` replaces the native LSTM kernel (tests only).
 
+    ``checkpoint`` (a path) receives everything needed to resume, atomically, every
+    ``checkpoint_every`` epochs (None: only on Ctrl-C). Ctrl-C raises
+    :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) after saving the last
+    completed epoch there. ``resume`` (a checkpoint path) continues such a run with
+    the same data: its settings and seed are the checkpoint's, options given must
+    agree with them, and the final weights are those of an uninterrupted run.
+
+    NaN or infinity in the loss, the gradients or the weights stops training with
+    :class:`TrainingDivergedError`, which carries the last good model; no
+    checkpoint of a diverged state is written.
+
     The same ``seed`` with the same data, options and kernel thread count gives the
     same model.
     """
     unknown = set(options) - set(ARCHITECTURE_OPTIONS) - set(TRAINING_OPTIONS)
     if unknown:
         raise TypeError(f"unknown training options: {sorted(unknown)}")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be at least 1 or None, got {checkpoint_every}")
     if options.get("augment") is True:
         options["augment"] = Augmentation()
     elif options.get("augment") is False:
@@ -163,23 +319,36 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
         raise ValueError("cannot train on an empty dataset")
     images = np.asarray(dataset.images, dtype=np.float32)
     y = np.asarray(dataset.labels, dtype=np.int64)
-    arch = Architecture(
-        n_classes=len(dataset.names),
-        image_size=images.shape[1],
-        **{k: v for k, v in options.items() if k in ARCHITECTURE_OPTIONS},
-    )
-    settings = TrainingSettings(**{k: v for k, v in options.items() if k in TRAINING_OPTIONS})
+    present = np.unique(y)
+    if len(present) < 2:
+        raise ValueError(f"training needs images of at least two people, got only {dataset.names[present[0]]!r}")
+    arch_options = {k: v for k, v in options.items() if k in ARCHITECTURE_OPTIONS}
+    training_options = {k: v for k, v in options.items() if k in TRAINING_OPTIONS}
+    run = {"names": dataset.names, "preprocessor": dataset.preprocessor.to_dict(),
+           "data": data_fingerprint(images, y, *(() if validation_data is None else
+                                                 (validation_data.images, validation_data.labels)))}
+    if resume is not None:
+        resumed, resumed_run = load_checkpoint(resume)
+        if {k: resumed_run.get(k) for k in run} != run:
+            raise ValueError(f"cannot resume from {os.fspath(resume)}: it was made with other images, "
+                             "people or preprocessing")
+        arch, settings = _resumed_run(resume, arch_options, training_options, resumed_run)
+        seed, entropy = resumed_run["seed"], resumed_run["entropy"]
+    else:
+        arch = Architecture(n_classes=len(dataset.names), image_size=images.shape[1], **arch_options)
+        settings = TrainingSettings(**training_options)
+        # seed=None draws fresh entropy; recording it lets a checkpoint of such a run resume.
+        entropy = np.random.SeedSequence(seed).entropy
+    run.update(architecture=arch.to_dict(), settings=settings.to_dict(), seed=seed, entropy=entropy)
 
-    init_rng, split_rng, batch_rng, augment_rng, dropout_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
-    )
-    network = Network(arch, init_parameters(arch, init_rng), kernel=kernel)
+    rngs = _rngs(entropy)
+    network = Network(arch, init_parameters(arch, rngs["init"]), kernel=kernel)
     if validation_data is not None:
         x_train, y_train = images, y
         x_val, y_val = _validation_arrays(validation_data, dataset)
     else:
         if settings.validation_fraction > 0:
-            train_idx, val_idx = stratified_holdout(y, settings.validation_fraction, split_rng)
+            train_idx, val_idx = stratified_holdout(y, settings.validation_fraction, rngs["split"])
         else:
             train_idx, val_idx = np.arange(len(y)), np.array([], dtype=np.int64)
         x_train, y_train = images[train_idx], y[train_idx]
@@ -191,61 +360,66 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
     total_steps = steps_per_epoch * settings.epochs
     warmup_steps = steps_per_epoch * settings.warmup_epochs
     history = {k: [] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")}
-    best_score, best_params, best_epoch, waited = None, None, None, 0
+    best = {"best_score": None, "best_params": None, "best_epoch": None, "waited": 0}
+    if resume is not None:
+        history, best = _restore(resumed, network, optimizer, rngs)
+    checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+    # The last completed epoch, copied aside: Ctrl-C or a divergence mid-epoch falls back to it.
+    good = _capture(len(history["epoch"]), network, optimizer, rngs, history, best)
 
-    progress = tqdm(range(settings.epochs), desc="training", unit="epoch", disable=quiet, leave=False)
-    for epoch in progress:
-        started = time.perf_counter()
-        order = batch_rng.permutation(len(y_train))
-        loss_sum, weight_sum, correct = 0.0, 0.0, 0
-        for start in range(0, len(order), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            xb, yb = x_train[batch], y_train[batch]
-            if settings.augment is not None:
-                xb = settings.augment(xb, augment_rng)
-            sw = None if weights is None else weights[yb]
-            logits, cache = network.forward(xb, training=True, rng=dropout_rng)
-            loss, dlogits, probs = softmax_cross_entropy(
-                logits, yb, sample_weight=sw, label_smoothing=settings.label_smoothing
-            )
-            grads = network.backward(dlogits, cache)
-            clip_grad_norm(grads, settings.clip_norm)
-            lr = learning_rate(optimizer.t, total_steps, settings.learning_rate,
-                               schedule=settings.lr_schedule, warmup_steps=warmup_steps)
-            optimizer.step(grads, lr=lr)
-            batch_weight = len(yb) if sw is None else float(sw.sum())
-            loss_sum += loss * batch_weight
-            weight_sum += batch_weight
-            correct += int((probs.argmax(axis=1) == yb).sum())
-        history["epoch"].append(epoch + 1)
-        history["loss"].append(loss_sum / weight_sum)
-        history["accuracy"].append(correct / len(y_train))
-        history["lr"].append(lr)
-        if len(y_val):
-            val_loss, val_acc = _evaluate_loss(network, x_val, y_val, 256)
-            history["val_loss"].append(val_loss)
-            history["val_accuracy"].append(val_acc)
-        history["seconds"].append(time.perf_counter() - started)
-        postfix = {"loss": f"{history['loss'][-1]:.3f}", "acc": f"{history['accuracy'][-1]:.3f}"}
-        if len(y_val):
-            postfix["val_acc"] = f"{val_acc:.3f}"
-            score = (val_acc, -val_loss)
-            if best_score is None or score > best_score:
-                best_score, best_epoch, waited = score, epoch + 1, 0
-                best_params = {n: v.copy() for n, v in network.params.items()}
-            else:
-                waited += 1
-        progress.set_postfix(postfix)
-        if len(y_val) and waited >= settings.patience:
-            break
-    progress.close()
-    if best_params is not None:
-        for name, value in best_params.items():
-            network.params[name][...] = value
-    if not len(y_val):
-        best_epoch = history["epoch"][-1]
-    history["best_epoch"] = best_epoch
-    return FaceRecognizer(
-        network, dataset.names, dataset.preprocessor,
-        training={"seed": seed, **settings.to_dict()}, history=history,
-    )
+    progress = tqdm(range(good.epoch, settings.epochs), initial=good.epoch, total=settings.epochs,
+                    desc="training", unit="epoch", disable=quiet, leave=False)
+    saved = None  # the epoch of the checkpoint this call last wrote
+    try:
+        for epoch in progress:
+            if len(y_val) and best["waited"] >= settings.patience:
+                break
+            started = time.perf_counter()
+            try:
+                loss, accuracy, lr = _train_epoch(network, optimizer, x_train, y_train, weights, settings, rngs,
+                                                  total_steps, warmup_steps)
+                if len(y_val):
+                    val_loss, val_acc = _evaluate_loss(network, x_val, y_val, 256)
+                    if not np.isfinite(val_loss):
+                        raise FloatingPointError(f"the validation loss became {val_loss}")
+            except FloatingPointError as exc:
+                kept = f"the weights of epoch {good.epoch} are kept"
+                if saved is not None:
+                    kept += f" (checkpoint {checkpoint} holds epoch {saved})"
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {epoch + 1}: {exc}; {kept}; "
+                    f"try a lower learning rate than {settings.learning_rate}",
+                    epoch=epoch + 1, checkpoint=None if saved is None else checkpoint,
+                    model=_model(network, good.params, dataset, settings, seed, good.history,
+                                 good.best_epoch if len(y_val) else good.epoch),
+                ) from exc
+            history["epoch"].append(epoch + 1)
+            history["loss"].append(loss)
+            history["accuracy"].append(accuracy)
+            history["lr"].append(lr)
+            postfix = {"loss": f"{loss:.3f}", "acc": f"{accuracy:.3f}"}
+            if len(y_val):
+                history["val_loss"].append(val_loss)
+                history["val_accuracy"].append(val_acc)
+                postfix["val_acc"] = f"{val_acc:.3f}"
+                score = (val_acc, -val_loss)
+                if best["best_score"] is None or score > best["best_score"]:
+                    best.update(best_score=score, best_epoch=epoch + 1, waited=0,
+                                best_params={n: v.copy() for n, v in network.params.items()})
+                else:
+                    best["waited"] += 1
+            history["seconds"].append(time.perf_counter() - started)
+            progress.set_postfix(postfix)
+            good = _capture(epoch + 1, network, optimizer, rngs, history, best)
+            if checkpoint is not None and checkpoint_every is not None and good.epoch % checkpoint_every == 0:
+                save_checkpoint(checkpoint, good, run)
+                saved = good.epoch
+    except KeyboardInterrupt as exc:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, good, run)
+        raise TrainingInterrupted(epochs_done=good.epoch, epochs=settings.epochs, checkpoint=checkpoint) from exc
+    finally:
+        progress.close()
+    params = network.params if best["best_params"] is None else best["best_params"]
+    best_epoch = best["best_epoch"] if len(y_val) else history["epoch"][-1]
+    return _model(network, params, dataset, settings, seed, history, best_epoch)
