@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ FAST = dict(image_size=16, hidden_size=8, num_layers=1, views=("rows",), bidirec
 
 def test_importing_pyface_does_not_import_sklearn():
     code = "import sys, pyface, pyface.estimator, pyface.training; print('sklearn' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # From a neutral folder: the source folder would shadow the installed package.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tempfile.gettempdir())
     assert out.stdout.strip() == "False"
 
 
