@@ -4,7 +4,8 @@
 // in); then per step one fused kernel does the recurrent product for all four gates, the
 // non-linearities and the cell update. Backward: per step one fused kernel turns dL/dh into
 // gate gradients; after the loop the weight gradients and dx are one GEMM each over all steps.
-// Threads own disjoint batch rows for the whole time loop, so steps need no barrier.
+// Threads own disjoint batch rows for the whole time loop, so steps need no barrier; batches
+// too small for that split the hidden units instead and meet once per step.
 #include <omp.h>
 
 #include <algorithm>
@@ -41,7 +42,7 @@ int64_t time_of(int64_t step, int64_t T, bool reverse) { return reverse ? T - 1 
 
 // (4H x K) torch-layout weights as the right-hand matrix of x W^T: rows are the K inputs,
 // columns the interleaved gates (panel p = hidden block p). Inputs from k_valid on are zero.
-// Only hidden blocks [blk0, blk1) are written, so threads can pack their own blocks.
+// Only the hidden blocks in `blocks` are written, so threads can pack their own.
 void pack_gate_columns(const float* w, int64_t H, int64_t k_valid, int64_t k, const Layout& L,
                        Range blocks, float* out) {
     // A transpose: for one block the 4*vw source rows (64 lines on AVX-512) stay in L1 while
@@ -97,10 +98,8 @@ void pad_rows(const float* src, int64_t rows, int64_t width, int64_t src_rs, flo
     }
 }
 
-}  // namespace
-
-namespace {
 double round_up(double n, double m) { return std::ceil(n / m) * m; }
+
 }  // namespace
 
 double forward_workspace_bytes(const LstmDims& d, int vw) {

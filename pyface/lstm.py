@@ -110,7 +110,8 @@ def workspace_bytes(batch: int, time: int, input_size: int, hidden_size: int) ->
     """Memory one layer's kernel calls use on the active instruction set, in bytes.
 
     Returns ``{'forward': ..., 'cache': ..., 'backward': ...}``: scratch freed when
-    :func:`lstm_forward` returns, what its ``cache`` keeps for training, and scratch freed when
+    :func:`lstm_forward` returns, what its ``cache`` keeps for training (with
+    ``training=False`` the same buffers are scratch of the call), and scratch freed when
     :func:`lstm_backward` returns. Outputs are not counted. A call that would need more than
     the machine's physical memory is refused with ``ValueError`` before allocating.
     """
