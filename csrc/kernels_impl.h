@@ -164,11 +164,13 @@ inline void forward_tile(const Pass<ForwardStep>& pass, int64_t r0, int64_t blk)
         const V c = f * load(s.c_prev + row * s.c_rs + blk * VW) + i * g;
         store(s.c + row * s.c_rs + blk * VW, c);
         store(s.h + row * s.h_rs + blk * VW, o * vtanh(c));
-        float* act = s.gates + row * s.gates_rs + blk * NR;
-        store(act, i);
-        store(act + VW, f);
-        store(act + 2 * VW, g);
-        store(act + 3 * VW, o);
+        if (s.keep_gates) {
+            float* act = s.gates + row * s.gates_rs + blk * NR;
+            store(act, i);
+            store(act + VW, f);
+            store(act + 2 * VW, g);
+            store(act + 3 * VW, o);
+        }
     }
 }
 

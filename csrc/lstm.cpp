@@ -212,6 +212,7 @@ void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const fl
             s.h_rs = s.c_rs = L.hp;
             s.gates = gates.data() + t * step_g;
             s.gates_rs = L.g;
+            s.keep_gates = cache != nullptr;
             k.forward_step(s, rows.begin, rows.end, blks.begin, blks.end);
         }
         for (int64_t b = rows.begin; b < rows.end && u1 > u0; ++b) {

@@ -44,6 +44,7 @@ struct ForwardStep {
     int64_t h_rs, c_rs;
     float* gates;                // in: x_t W_ih^T + b; out: activations i f g o (row stride gates_rs)
     int64_t gates_rs;
+    bool keep_gates;             // write the activations back (backward needs them; inference not)
 };
 
 // One backward timestep for a range of batch rows.
