@@ -3,7 +3,7 @@
 // Forward: pack the weights once; project every timestep's input in one GEMM (bias folded
 // in); then per step one fused kernel does the recurrent product for all four gates, the
 // non-linearities and the cell update. Backward: per step one fused kernel turns dL/dh into
-// gate gradients; after the loop the weight gradients and dx are one GEMM each over all steps.
+// gate gradients; after the loop both weight gradients are one GEMM over all steps, dx another.
 // Threads own disjoint batch rows for the whole time loop, so steps need no barrier; batches
 // too small for that split the hidden units instead and meet once per step.
 #include <omp.h>
@@ -120,7 +120,7 @@ double backward_workspace_bytes(const LstmDims& d, int vw) {
     const double hp = double(L.hp), nr = double(L.nr);
     const double packed = g * round_up(hp, nr) + g * round_up(D, nr);
     const double steps = B * T * (hp + g + round_up(D, nr) + round_up(hp, nr)) + B * (3 * hp + round_up(hp, nr));
-    return 4.0 * (packed + steps + g * (D + hp + 1));
+    return 4.0 * (packed + steps + g * (round_up(D, nr) + hp + 1));
 }
 
 size_t LstmCache::nbytes() const {
@@ -251,8 +251,11 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
     Buffer dh_acc(size_t(B * dh_acc_rs));
     // The inputs of every step in (time, batch) order, packed as the right-hand side of the
     // weight-gradient GEMMs.
-    Buffer x_p(packed_size(BT, D, L.nr)), h_p(packed_size(BT, L.hp, L.nr));
-    Buffer acc_ih(size_t(L.g * D)), acc_hh(size_t(L.g * L.hp));
+    // [x | h_prev]: one GEMM gives both weight gradients and reads dG once. x takes whole
+    // panels (dp columns), so h_prev's panels follow it in the same packed buffer.
+    const int64_t dp = (D + L.nr - 1) / L.nr * L.nr, n_in = dp + L.hp;
+    Buffer in_p(packed_size(BT, n_in, L.nr)), acc(size_t(L.g * n_in));
+    float* const h_p = in_p.data() + packed_size(BT, dp, L.nr);
     const float* h_in = cache.hs.data() + slot.prev * step_h;  // row t*B + b: h before step t
 
 #pragma omp parallel num_threads(num_threads())
@@ -295,20 +298,20 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
 
             for (int64_t t = 0; t < T; ++t) {
                 const int64_t r0 = t * B + b0, r1 = r0 + nb;
-                pack_panels(BT, r0, r1, D, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, x_p.data(), D);
-                pack_panels(BT, r0, r1, L.hp, L.nr, [&](int64_t r) { return h_in + r * L.hp; }, h_p.data(), L.hp);
+                pack_panels(BT, r0, r1, dp, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, in_p.data(), D);
+                pack_panels(BT, r0, r1, L.hp, L.nr, [&](int64_t r) { return h_in + r * L.hp; }, h_p, L.hp);
             }
         }
 #pragma omp barrier
         // Phase 2: weight gradients dG^T (g x BT) times the inputs of every step, one GEMM
-        // each, split by gate rows; dx split by timesteps.
+        // split by gate rows; dx split by timesteps.
         const Range gate_rows = share(L.g, k.mr);
         if (!gate_rows.empty()) {
             const int64_t g0 = gate_rows.begin, ng = gate_rows.size();
-            k.gemm(ng, D, BT, dg.data() + g0, 1, L.g, x_p.data(), acc_ih.data() + g0 * D, D, false);
-            k.gemm(ng, L.hp, BT, dg.data() + g0, 1, L.g, h_p.data(), acc_hh.data() + g0 * L.hp, L.hp, false);
-            unpack_gate_rows(acc_ih.data() + g0 * D, D, g0, gate_rows.end, H, D, L, dw_ih);
-            unpack_gate_rows(acc_hh.data() + g0 * L.hp, L.hp, g0, gate_rows.end, H, H, L, dw_hh);
+            float* rows_acc = acc.data() + g0 * n_in;
+            k.gemm(ng, n_in, BT, dg.data() + g0, 1, L.g, in_p.data(), rows_acc, n_in, false);
+            unpack_gate_rows(rows_acc, n_in, g0, gate_rows.end, H, D, L, dw_ih);
+            unpack_gate_rows(rows_acc + dp, n_in, g0, gate_rows.end, H, H, L, dw_hh);
             std::vector<float> sum(size_t(ng), 0.0f);
             for (int64_t r = 0; r < BT; ++r) {
                 const float* row = dg.data() + r * L.g + g0;
