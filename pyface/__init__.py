@@ -8,6 +8,7 @@ from .estimator import LSTMFaceClassifier
 from .explain import explain
 from .lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
 from .model_io import ModelFileError, load_model
+from .open_set import evaluate_open_set
 from .preprocess import Preprocessor
 from .recognizer import FaceRecognizer
 from .training import TrainingDivergedError, TrainingInterrupted, train
@@ -36,6 +37,7 @@ __all__ = [
     "TrainingInterrupted",
     "FaceRecognizer",
     "load_model",
+    "evaluate_open_set",
     "ModelFileError",
     "LSTMFaceClassifier",
     "Augmentation",

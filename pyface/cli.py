@@ -1,4 +1,4 @@
-"""The ``pyface`` command: train, evaluate, predict, explain, info, bench, demo.
+"""The ``pyface`` command: train, evaluate, predict, enroll, verify, explain, info, bench, demo.
 
 Results go to stdout, progress bars, warnings and errors to stderr. A mistake of the
 user's (a missing folder, an unreadable image, an option out of range) ends the command
@@ -344,48 +344,103 @@ def _image_files(inputs: Sequence[str]) -> list[Path]:
     return files
 
 
-def _probabilities(model, files: list[Path]) -> list[np.ndarray | str]:
-    """Per file its probabilities (n_people,), or why it could not be read."""
-    results: list[np.ndarray | str] = []
+def _per_file(answer: Callable[[list[str]], list], files: list[Path]) -> list:
+    """``answer``'s result for each file, or why the file could not be read (a string)."""
+    results: list = []
     for start in range(0, len(files), _PREDICT_BATCH):
         batch = [str(f) for f in files[start : start + _PREDICT_BATCH]]
         try:
-            results.extend(model.predict_proba(batch))
+            results.extend(answer(batch))
             continue
         except (ValueError, OSError):
             pass
         # Some file in the batch is bad: take them one by one to tell which.
         for path in batch:
             try:
-                results.append(model.predict_proba([path])[0])
+                results.extend(answer([path]))
             except (ValueError, OSError) as exc:
                 results.append(_one_line(exc))
     return results
 
 
+def _closed_set_answer(model) -> Callable[[list[str]], list]:
+    """Per image (best match, probability) from the classifier over the trained people."""
+    def answer(paths: list[str]) -> list:
+        proba = model.predict_proba(paths)
+        return [(model.names[int(p.argmax())], float(p.max())) for p in proba]
+
+    return answer
+
+
+def _open_set_answer(model) -> Callable[[list[str]], list]:
+    """Per image (most similar identity, cosine similarity) among trained and enrolled people."""
+    def answer(paths: list[str]) -> list:
+        names, scores = model.identify(paths, threshold=-np.inf)
+        return list(zip(names.tolist(), scores.tolist()))
+
+    return answer
+
+
+def _threshold_option(text: str) -> float | str:
+    return "auto" if text == "auto" else _fraction(True, True)(text)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     files = _image_files(args.images)
+    # The classifier answers as it always did unless the open-set rule is asked for or needed.
+    open_set = args.threshold is not None or bool(model.enrolled)
+    limit = model._threshold(args.threshold) if args.threshold is not None else -math.inf
+    answer = _open_set_answer(model) if open_set else _closed_set_answer(model)
     records, failed = [], 0
-    for path, result in zip(files, _probabilities(model, files)):
+    for path, result in zip(files, _per_file(answer, files)):
         if isinstance(result, str):
             failed += 1
             print(f"pyface: error: {result}", file=sys.stderr)
             continue
-        k = int(np.argmax(result))
-        confident = args.threshold is None or result[k] >= args.threshold
-        records.append({"image": str(path), "person": model.names[k] if confident else None,
-                        "best_match": model.names[k], "confidence": float(result[k])})
+        best, score = result
+        records.append({"image": str(path), "person": best if score >= limit else None,
+                        "best_match": best, "confidence": score})
     if args.json:
         print(json.dumps(records, indent=2))
     else:
         width = max((len(r["image"]) for r in records), default=0)
         for r in records:
             who = r["person"] if r["person"] is not None else f"unknown (closest: {r['best_match']})"
-            _say(f"{r['image']:<{width}}  {who}  {_percent(r['confidence'])}")
+            score = f"similarity {r['confidence']:.3f}" if open_set else _percent(r["confidence"])
+            _say(f"{r['image']:<{width}}  {who}  {score}")
     if failed:
         print(f"pyface: error: {failed} of {len(files)} images could not be read", file=sys.stderr)
         return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------- enroll, verify
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    files = _image_files(args.images)
+    model.enroll(args.name, [str(f) for f in files])
+    model.save(args.model)
+    trained = len(model.names) if model.centroids is not None else 0
+    _say(f"Enrolled {args.name} from {len(files)} image{'s' if len(files) > 1 else ''}; {args.model} now knows "
+         f"{trained + len(model.enrolled)} people ({len(model.enrolled)} enrolled)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    for item in (args.a, args.b):
+        if not Path(item).is_file():
+            raise UserError(f"image file not found: {item}")
+    limit = model._threshold(args.threshold, "verify_threshold")
+    same, score = model.verify(args.a, args.b, threshold=limit)
+    if args.json:
+        print(json.dumps({"a": args.a, "b": args.b, "same": same, "similarity": score, "threshold": limit},
+                         indent=2))
+    else:
+        _say(f"{'same person' if same else 'different people'} (similarity {score:.3f}, threshold {limit:.3f})")
     return 0
 
 
@@ -602,9 +657,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("predict", cmd_predict, "name the person in each image")
     p.add_argument("model", metavar="MODEL", help="model file written by pyface train")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders (searched recursively)")
-    p.add_argument("--threshold", type=_fraction(True, True),
-                   help="call a face 'unknown' when the model's confidence is below this (0..1)")
+    p.add_argument("--threshold", type=_threshold_option,
+                   help="open-set rule: name the most similar trained or enrolled person, or 'unknown' when "
+                   "the cosine similarity is below this (0..1, or 'auto' for the model's own threshold)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = command("enroll", cmd_enroll, "add a person to a model from a few images, without retraining")
+    p.add_argument("model", metavar="MODEL", help="model file; it is rewritten (atomically) with the new person")
+    p.add_argument("name", metavar="NAME", help="the person's name")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders (searched recursively)")
+
+    p = command("verify", cmd_verify, "tell whether two face images show the same person")
+    p.add_argument("model", metavar="MODEL", help="model file written by pyface train")
+    p.add_argument("a", metavar="A", help="first image file")
+    p.add_argument("b", metavar="B", help="second image file")
+    p.add_argument("--threshold", type=_threshold_option, default="auto",
+                   help="cosine similarity from which the faces are the same person (0..1; default: "
+                   "'auto', the model's own threshold)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = command("explain", cmd_explain, "show which rows of a face drove the model's decision")
     p.add_argument("model", metavar="MODEL", help="model file written by pyface train")

@@ -1,8 +1,12 @@
 """Model files: one ``.npz`` holding the weights and a JSON description of everything else.
 
 The JSON (member ``metadata``) records the format and its version, the architecture,
-the preprocessing, the people's names, the training settings and the history; each
-weight array is the member ``param.<name>``. Files are read with pickling disabled,
+the preprocessing, the people's names, the training settings, the history and the
+open-set identities (the default thresholds, the enrolled people's names and image
+counts); each weight array is the member ``param.<name>``, the trained people's mean
+embeddings ``open_set.centroids`` and the enrolled people's ``open_set.enrolled``.
+Version 1 files, from before the open set, load with no centroids, no threshold and
+nobody enrolled. Files are read with pickling disabled,
 so opening a model file never runs code from it.
 """
 
@@ -22,9 +26,11 @@ from .preprocess import Preprocessor
 from .recognizer import FaceRecognizer
 
 FORMAT = "pyface-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _META = "metadata"
 _PARAM = "param."
+_CENTROIDS = "open_set.centroids"
+_ENROLLED = "open_set.enrolled"
 
 
 class ModelFileError(ValueError):
@@ -82,10 +88,43 @@ def save_model(model: FaceRecognizer, path) -> None:
         "preprocessor": model.preprocessor.to_dict(),
         "training": model.training,
         "history": model.history,
+        "open_set": {"threshold": model.threshold, "verify_threshold": model.verify_threshold,
+                     "enrolled": [{"name": n, "images": c} for n, c in model.enrolled.items()]},
     }
     arrays = {_META: np.array(json.dumps(metadata))}
     arrays.update({_PARAM + name: value for name, value in model.network.params.items()})
+    if model.centroids is not None:
+        arrays[_CENTROIDS] = model.centroids
+    vectors = list(model.enrolled_vectors().values())
+    if vectors:
+        arrays[_ENROLLED] = np.stack(vectors)
     write_npz_atomically(path, arrays)
+
+
+def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
+    """Keyword arguments of FaceRecognizer for the open set: centroids, threshold, enrolled.
+
+    Raises ValueError when the metadata and the arrays disagree.
+    """
+    if metadata["format_version"] < 2:
+        return {}
+    info = metadata["open_set"]
+    people = info["enrolled"]
+    vectors = members.get(_ENROLLED, np.zeros((0, 0), np.float32))
+    if len(vectors) != len(people):
+        raise ValueError(f"{len(people)} enrolled people but {len(vectors)} enrolled vectors")
+    for name, value in ((_CENTROIDS, members.get(_CENTROIDS)), (_ENROLLED, vectors)):
+        if value is not None and (value.dtype != np.float32 or not np.isfinite(value).all()):
+            raise ValueError(f"{name} must be finite float32 values")
+    if len({p["name"] for p in people}) != len(people):
+        raise ValueError("an enrolled name appears twice")
+    for key in ("threshold", "verify_threshold"):
+        value = info[key]
+        if value is not None and not (isinstance(value, (int, float)) and -1 <= value <= 1):
+            raise ValueError(f"{key} must be a cosine similarity in [-1, 1], got {value!r}")
+    return {"centroids": members.get(_CENTROIDS), "threshold": info["threshold"],
+            "verify_threshold": info["verify_threshold"],
+            "enrolled": {p["name"]: (v, p["images"]) for p, v in zip(people, vectors)}}
 
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -158,6 +197,7 @@ def load_model(path) -> FaceRecognizer:
         network = Network(arch, {n: np.ascontiguousarray(v) for n, v in params.items()})
         preprocessor = Preprocessor.from_dict(metadata["preprocessor"])
         return FaceRecognizer(network, metadata["names"], preprocessor,
-                              training=metadata.get("training"), history=metadata.get("history"))
+                              training=metadata.get("training"), history=metadata.get("history"),
+                              **_open_set(metadata, members))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(path, f"inconsistent model file ({exc})") from exc

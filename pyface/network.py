@@ -6,6 +6,9 @@ own stack of LSTM layers; a bidirectional layer runs a second LSTM backwards in 
 and concatenates both outputs. The last layer of each reading is summarised either
 by its final hidden state or by the mean of its outputs over time, the summaries of
 all readings are concatenated, and a dense layer maps them to one score per person.
+The ``cosine`` head scores a person by the cosine between the summary and that
+person's weight row instead (times a fixed scale), which trains summaries whose
+direction, not length, tells people apart: what face verification compares.
 
 The LSTM layers run through the native kernel; everything else is NumPy.
 """
@@ -18,6 +21,9 @@ import numpy as np
 
 VIEWS = ("rows", "columns")
 POOLINGS = ("last", "mean")
+HEADS = ("dense", "cosine")
+# Keeps the norms of cosine-head summaries and weight rows away from zero in divisions.
+_NORM_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class Architecture:
     views: tuple[str, ...] = ("rows", "columns")
     pooling: str = "mean"
     dropout: float = 0.2
+    # Files written before the head was an option have no such field: they are "dense".
+    head: str = "dense"
+    cosine_scale: float = 16.0
 
     def __post_init__(self):
         object.__setattr__(self, "views", tuple(self.views))
@@ -49,6 +58,10 @@ class Architecture:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if not self.cosine_scale > 0:
+            raise ValueError(f"cosine_scale must be positive, got {self.cosine_scale}")
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -83,7 +96,9 @@ class Architecture:
                     shapes[f"{prefix}.w_hh"] = (4 * H, H)
                     shapes[f"{prefix}.bias"] = (4 * H,)
         shapes["dense.weight"] = (self.n_classes, self.feature_size)
-        shapes["dense.bias"] = (self.n_classes,)
+        if self.head == "dense":
+            # A bias would let the cosine head favour a person whatever the face.
+            shapes["dense.bias"] = (self.n_classes,)
         return shapes
 
 
@@ -168,12 +183,12 @@ class Network:
         keep = 1.0 - self.arch.dropout
         return (rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
 
-    def forward(self, images: np.ndarray, *, training: bool = False, rng: np.random.Generator | None = None):
-        """Scores (N, n_classes) for preprocessed images (N, S, S) in [0, 1].
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Summaries (N, feature_size) of preprocessed images (N, S, S) in [0, 1], as the head sees them at test time."""
+        return self._features(images, training=False, rng=None)[0]
 
-        With ``training=True`` dropout is active (drawn from ``rng``) and the second
-        return value is the cache for :meth:`backward`; otherwise it is None.
-        """
+    def _features(self, images: np.ndarray, *, training: bool, rng: np.random.Generator | None):
+        """The concatenated summaries (N, feature_size), dropped out in training, and the LSTM cache."""
         arch, p, k = self.arch, self.params, self.kernel
         use_dropout = training and arch.dropout > 0
         if use_dropout and rng is None:
@@ -209,22 +224,45 @@ class Network:
         if use_dropout:
             cache["mask"] = self._dropout_mask(features.shape, rng)
             features = features * cache["mask"]
-        logits = features @ p["dense.weight"].T + p["dense.bias"]
+        return features, cache
+
+    def forward(self, images: np.ndarray, *, training: bool = False, rng: np.random.Generator | None = None):
+        """Scores (N, n_classes) for preprocessed images (N, S, S) in [0, 1].
+
+        With ``training=True`` dropout is active (drawn from ``rng``) and the second
+        return value is the cache for :meth:`backward`; otherwise it is None.
+        """
+        features, cache = self._features(images, training=training, rng=rng)
+        logits = self._head(features)
         if not training:
             return logits, None
         cache["features"] = features
         return logits, cache
 
+    def _head(self, features: np.ndarray) -> np.ndarray:
+        """Scores (N, n_classes) of summaries (N, feature_size)."""
+        w = self.params["dense.weight"]
+        if self.arch.head == "dense":
+            return features @ w.T + self.params["dense.bias"]
+        return self.arch.cosine_scale * (_unit_rows(features) @ _unit_rows(w).T)
+
+    def _head_backward(self, dlogits: np.ndarray, features: np.ndarray) -> tuple[dict, np.ndarray]:
+        """Gradients of the head's parameters and of the summaries (N, feature_size)."""
+        w = self.params["dense.weight"]
+        if self.arch.head == "dense":
+            return {"dense.weight": dlogits.T @ features, "dense.bias": dlogits.sum(axis=0)}, dlogits @ w
+        s = self.dtype.type(self.arch.cosine_scale)
+        f_unit, w_unit = _unit_rows(features), _unit_rows(w)
+        dw = _unit_rows_backward(s * (dlogits.T @ f_unit), w, w_unit)
+        dfeatures = _unit_rows_backward(s * (dlogits @ w_unit), features, f_unit)
+        return {"dense.weight": dw}, dfeatures
+
     def backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
         """Gradients of every parameter, given the gradient of the loss w.r.t. the scores."""
-        arch, p, k = self.arch, self.params, self.kernel
+        arch, k = self.arch, self.kernel
         H, T = arch.hidden_size, arch.image_size
         dlogits = np.asarray(dlogits, dtype=self.dtype)
-        grads = {
-            "dense.weight": dlogits.T @ cache["features"],
-            "dense.bias": dlogits.sum(axis=0),
-        }
-        dfeatures = dlogits @ p["dense.weight"]
+        grads, dfeatures = self._head_backward(dlogits, cache["features"])
         if "mask" in cache:
             dfeatures *= cache["mask"]
         n_dirs = len(arch.directions)
@@ -257,6 +295,20 @@ class Network:
                     if dx is not None:
                         dinputs = dx if dinputs is None else dinputs + dx
         return grads
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Every row of x (N, D) divided by its Euclidean norm."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _NORM_EPS)
+
+
+def _unit_rows_backward(dunit: np.ndarray, x: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """Gradient w.r.t. x (N, D) given the gradient w.r.t. ``unit = _unit_rows(x)``.
+
+    Normalising removes the component along the row: d(x/|x|) = (I - u u^T) dx / |x|.
+    """
+    radial = (dunit * unit).sum(axis=1, keepdims=True)
+    return (dunit - radial * unit) / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _NORM_EPS)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MISSING_MESSAGE", "matplotlib_available", "save_training_curves", "save_confusion_matrix"]
+__all__ = ["MISSING_MESSAGE", "matplotlib_available", "save_training_curves", "save_confusion_matrix",
+           "save_roc_curve"]
 
 MISSING_MESSAGE = "matplotlib is not installed, so no plots were drawn (pip install 'pyface[plot]')"
 
@@ -85,4 +86,25 @@ def save_confusion_matrix(confusion: np.ndarray, names: Sequence[str], path: str
         for i, j in zip(*np.nonzero(confusion)):
             colour = "white" if confusion[i, j] > threshold else "black"
             axes.text(j, i, str(confusion[i, j]), ha="center", va="center", color=colour, fontsize=8)
+    figure.savefig(os.fspath(path))
+
+
+def save_roc_curve(fpr: np.ndarray, tpr: np.ndarray, path: str | os.PathLike, *, eer: float | None = None,
+                   title: str = "ROC") -> None:
+    """True against false acceptance rate (fractions (K,) as from :func:`pyface.open_set.roc_curve`), in %.
+
+    The false acceptance axis is logarithmic, where verification is judged; ``eer``
+    (a fraction) is marked on the curve's equal-error line.
+    """
+    figure = _figure(4.8, 4)
+    axes = figure.subplots()
+    # A log axis cannot show 0: the first points sit at a tenth of the smallest non-zero rate.
+    floor = 0.1 * (fpr[fpr > 0].min() if (fpr > 0).any() else 1.0)
+    axes.plot(100 * np.maximum(fpr, floor), 100 * tpr, drawstyle="steps-post")
+    if eer is not None:
+        axes.plot([100 * eer], [100 * (1 - eer)], "o", label=f"EER {100 * eer:.1f}%")
+        axes.legend(loc="lower right")
+    axes.set(xscale="log", xlabel="false acceptance rate (%)", ylabel="true acceptance rate (%)",
+             title=title, ylim=(0, 101))
+    axes.grid(alpha=0.3, which="both")
     figure.savefig(os.fspath(path))

@@ -1,4 +1,12 @@
-"""A trained face recognizer: names people in images, evaluates itself, saves itself."""
+"""A trained face recognizer: names people in images, evaluates itself, saves itself.
+
+Besides the classifier's answer over the trained people, a recognizer answers in the
+open set: every face becomes an embedding (the network's summary of it, scaled to unit
+length), every known identity a unit vector (the mean embedding of its images), and a
+face is the identity most similar by cosine, or "unknown" below a threshold. Trained
+people are known by the mean embedding of their training images; new people are
+enrolled from a few images, without retraining.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,8 @@ import numpy as np
 from . import data
 from .data import FaceDataset
 from .network import Network, softmax, softmax_cross_entropy
+
+UNKNOWN = "unknown"
 
 
 def _read_image(path) -> np.ndarray:
@@ -26,6 +36,27 @@ def _is_single_image(a: np.ndarray) -> bool:
     return a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows of x (N, D) scaled to unit Euclidean length (all-zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1)).astype(x.dtype)
+
+
+def _identity_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a person's name must be a non-empty string, got {name!r}")
+    if name == UNKNOWN:
+        raise ValueError(f"{UNKNOWN!r} is the answer for strangers and cannot name a person")
+    return name
+
+
+def _single(item, what: str):
+    """``item`` if it is one image (path or raw array), else a ValueError naming the argument."""
+    if isinstance(item, (str, os.PathLike)) or (isinstance(item, np.ndarray) and _is_single_image(item)):
+        return item
+    raise ValueError(f"{what} must be one image (a path or an (H, W) or (H, W, 3) array)")
+
+
 class FaceRecognizer:
     """Names the person in a face image.
 
@@ -35,7 +66,9 @@ class FaceRecognizer:
     """
 
     def __init__(self, network: Network, names, preprocessor, *, training: dict | None = None,
-                 history: dict | None = None):
+                 history: dict | None = None, centroids: np.ndarray | None = None,
+                 threshold: float | None = None, verify_threshold: float | None = None,
+                 enrolled: dict | None = None):
         names = [str(n) for n in names]
         if len(names) != network.arch.n_classes:
             raise ValueError(f"{len(names)} names for a network of {network.arch.n_classes} classes")
@@ -44,6 +77,20 @@ class FaceRecognizer:
         self.preprocessor = preprocessor
         self.training = dict(training or {})
         self.history = dict(history or {})
+        d = network.arch.feature_size
+        if centroids is not None:
+            centroids = _unit(np.asarray(centroids, dtype=np.float32))
+            if centroids.shape != (len(names), d):
+                raise ValueError(f"centroids must have shape ({len(names)}, {d}), got {centroids.shape}")
+        # (n_people, feature_size) unit rows; None for models saved before they were kept.
+        self.centroids = centroids
+        # Cosine similarity below which a face is "unknown" to the open-set rule, and from which
+        # two faces are the same person; None when the model has no default (older files).
+        self.threshold = None if threshold is None else float(threshold)
+        self.verify_threshold = None if verify_threshold is None else float(verify_threshold)
+        self._enrolled: dict[str, tuple[np.ndarray, int]] = {}
+        for name, (vector, count) in (enrolled or {}).items():
+            self._add_identity(name, np.asarray(vector, dtype=np.float32), int(count))
 
     @property
     def architecture(self):
@@ -89,10 +136,151 @@ class FaceRecognizer:
             out[start : start + batch_size] = softmax(logits.astype(np.float64))
         return out
 
-    def predict(self, inputs, *, batch_size: int = 256) -> np.ndarray:
-        """The most probable person's name for each input, as a string array."""
-        proba = self.predict_proba(inputs, batch_size=batch_size)
-        return np.array(self.names, dtype=str)[proba.argmax(axis=1)]
+    def predict(self, inputs, *, batch_size: int = 256, threshold: float | str | None = None,
+                return_scores: bool = False):
+        """The name of the person in each input, as a string array (N,).
+
+        Without a ``threshold`` and with nobody enrolled, the classifier's most
+        probable trained person, as always; with ``return_scores`` the second return
+        value (N,) is that probability. With people enrolled, or a ``threshold`` (a
+        cosine similarity, or ``"auto"`` for the model's :attr:`threshold`), the
+        open-set rule of :meth:`identify` applies and the scores are cosine
+        similarities; without a threshold nobody is "unknown".
+        """
+        if threshold is None and not self._enrolled:
+            proba = self.predict_proba(inputs, batch_size=batch_size)
+            names = np.array(self.names, dtype=str)[proba.argmax(axis=1)]
+            scores = proba.max(axis=1)
+        else:
+            names, scores = self.identify(inputs, threshold=-np.inf if threshold is None else threshold,
+                                          batch_size=batch_size)
+        return (names, scores) if return_scores else names
+
+    def embed(self, inputs, *, batch_size: int = 256) -> np.ndarray:
+        """Unit-length embeddings (N, feature_size) float32: the network's summaries of the faces.
+
+        ``inputs`` as for :meth:`predict_proba`. Cosine similarity of two faces is the
+        dot product of their embeddings.
+        """
+        return self._embed(self._images(inputs), batch_size)
+
+    def _embed(self, images: np.ndarray, batch_size: int) -> np.ndarray:
+        out = np.empty((len(images), self.network.arch.feature_size), dtype=np.float32)
+        for start in range(0, len(images), batch_size):
+            out[start : start + batch_size] = self.network.features(images[start : start + batch_size])
+        return _unit(out)
+
+    # ------------------------------------------------------------------ the open set
+
+    @property
+    def enrolled(self) -> dict[str, int]:
+        """Enrolled people and the number of images each was enrolled from, in order of enrollment."""
+        return {name: count for name, (_, count) in self._enrolled.items()}
+
+    def enrolled_vectors(self) -> dict[str, np.ndarray]:
+        """Enrolled people and their unit mean embeddings (feature_size,)."""
+        return {name: vector.copy() for name, (vector, _) in self._enrolled.items()}
+
+    def gallery(self) -> tuple[list[str], np.ndarray]:
+        """Every identity the open-set rule can answer: names and unit vectors (M, feature_size).
+
+        The trained people (when the model keeps their centroids) then the enrolled ones.
+        """
+        names, vectors = [], []
+        if self.centroids is not None:
+            names.extend(self.names)
+            vectors.append(self.centroids)
+        names.extend(self._enrolled)
+        vectors.extend(vector[None] for vector, _ in self._enrolled.values())
+        if not names:
+            raise ValueError("the model knows nobody in the open set: it keeps no centroids of its trained people "
+                             "(saved by an older pyface) and nobody is enrolled")
+        return names, np.concatenate(vectors, axis=0)
+
+    def enroll(self, name: str, inputs, *, batch_size: int = 256) -> None:
+        """Add the person ``name``, known from the faces ``inputs``, without retraining.
+
+        The identity is the unit mean of the faces' embeddings. A name already trained
+        or enrolled is refused: remove or rename that identity first.
+        """
+        name = _identity_name(name)
+        if name in self.names or name in self._enrolled:
+            raise ValueError(f"{name!r} is already known to the model; remove or rename it first")
+        images = self._images(inputs)
+        if len(images) == 0:
+            raise ValueError(f"no images to enroll {name!r} from")
+        self._add_identity(name, self._embed(images, batch_size).mean(axis=0), len(images))
+
+    def _add_identity(self, name: str, vector: np.ndarray, count: int) -> None:
+        d = self.network.arch.feature_size
+        if name in self.names or name in self._enrolled:
+            raise ValueError(f"{name!r} is already known to the model")
+        if vector.shape != (d,) or not np.isfinite(vector).all() or count < 1:
+            raise ValueError(f"identity {name!r} needs a finite vector of {d} values and a positive image count")
+        self._enrolled[_identity_name(name)] = (_unit(vector[None])[0], count)
+
+    def remove(self, name: str) -> None:
+        """Forget the enrolled person ``name``. Trained people cannot be removed without retraining."""
+        if name in self._enrolled:
+            del self._enrolled[name]
+        elif name in self.names:
+            raise ValueError(f"{name!r} is a trained person, not an enrolled one; only retraining removes them")
+        else:
+            raise KeyError(f"nobody called {name!r} is enrolled")
+
+    def rename(self, old: str, new: str) -> None:
+        """Call the trained or enrolled person ``old`` ``new`` from now on."""
+        new = _identity_name(new)
+        if new in self.names or new in self._enrolled:
+            raise ValueError(f"{new!r} is already known to the model")
+        if old in self._enrolled:
+            # Rebuilt to keep the order of enrollment.
+            self._enrolled = {new if n == old else n: entry for n, entry in self._enrolled.items()}
+        elif old in self.names:
+            self.names[self.names.index(old)] = new
+        else:
+            raise KeyError(f"nobody called {old!r} is known to the model")
+
+    def _threshold(self, threshold: float | str | None, default: str = "threshold") -> float:
+        """The cosine threshold to apply: ``threshold``, or the model's ``default`` one for None or "auto"."""
+        if threshold is None or (isinstance(threshold, str) and threshold == "auto"):
+            value = getattr(self, default)
+            if value is None:
+                raise ValueError("the model has no default threshold (saved by an older pyface); give one")
+            return value
+        if isinstance(threshold, str):
+            raise ValueError(f"threshold must be a number or 'auto', got {threshold!r}")
+        return float(threshold)
+
+    def identify(self, inputs, *, threshold: float | str | None = None,
+                 batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Open-set identification: (names (N,), cosine similarities (N,)).
+
+        Each face gets the most similar identity of the :meth:`gallery`, or
+        ``"unknown"`` when that similarity is below ``threshold`` (default: the
+        model's :attr:`threshold`, chosen when it was trained).
+        """
+        limit = self._threshold(threshold)
+        names, vectors = self.gallery()
+        similarity = self._embed(self._images(inputs), batch_size) @ vectors.T
+        best = similarity.argmax(axis=1)
+        scores = similarity[np.arange(len(best)), best].astype(np.float64)
+        answer = np.array(names, dtype=object)[best]
+        answer[scores < limit] = UNKNOWN
+        return answer.astype(str), scores
+
+    def verify(self, a, b, *, threshold: float | str | None = None) -> tuple[bool, float]:
+        """Whether two face images show the same person, and the cosine similarity of their embeddings.
+
+        ``a`` and ``b`` are single images (paths or raw arrays); they are the same
+        person when the similarity reaches ``threshold`` (default: the model's
+        :attr:`verify_threshold`, for pairs of single images).
+        """
+        limit = self._threshold(threshold, "verify_threshold")
+        images = self._images([_single(a, "a"), _single(b, "b")])
+        ea, eb = self._embed(images, 2)
+        score = float(np.dot(ea.astype(np.float64), eb.astype(np.float64)))
+        return score >= limit, score
 
     def evaluate(self, dataset: FaceDataset, *, batch_size: int = 256) -> dict:
         """Accuracy, mean loss, per-person accuracy and the confusion matrix on labelled data.

@@ -19,6 +19,7 @@ from .checkpoint import (
 from .data import FaceDataset, from_arrays
 from .model_io import non_finite_parameters
 from .network import Architecture, Network, init_parameters, softmax_cross_entropy
+from .open_set import eer_threshold, identification_scores, pair_scores
 from .optim import Adam, clip_grad_norm, learning_rate
 from .recognizer import FaceRecognizer
 
@@ -258,13 +259,45 @@ def _resumed_run(path, arch_options: dict, training_options: dict, run: dict) ->
     return arch, settings
 
 
+def _unit_features(network: Network, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Unit-length summaries (N, feature_size) of preprocessed images (N, S, S)."""
+    out = np.concatenate([network.features(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.finfo(out.dtype).tiny)
+
+
+def _open_set_reference(network: Network, train: tuple, validation: tuple) -> dict:
+    """The trained people's centroids (n_classes, feature_size) and the default cosine thresholds.
+
+    A centroid is the unit mean embedding of a person's training images (zero for a
+    person without any). Both thresholds are equal-error-rate thresholds, measured on
+    the validation images when they show at least two people, else on the training
+    images: ``threshold`` of the open-set rule with each image left out of the gallery
+    in turn (:func:`~pyface.open_set.identification_scores`), ``verify_threshold`` of
+    all pairs of images.
+    """
+    (x_train, y_train), (x_val, y_val) = train, validation
+    embedded = _unit_features(network, x_train)
+    centroids = np.zeros((network.arch.n_classes, embedded.shape[1]), dtype=embedded.dtype)
+    for c in np.unique(y_train):
+        centroids[c] = embedded[y_train == c].mean(axis=0)
+    if len(np.unique(y_val)) > 1:
+        embedded, y_train = _unit_features(network, x_val), y_val
+    return {"centroids": centroids,
+            "threshold": eer_threshold(*identification_scores(embedded, y_train)),
+            "verify_threshold": eer_threshold(*pair_scores(embedded, y_train))}
+
+
 def _model(network: Network, params: dict, dataset: FaceDataset, settings: TrainingSettings, seed,
-           history: dict, best_epoch) -> FaceRecognizer:
-    """A recognizer with a copy of ``params``, independent of the network that goes on training."""
+           history: dict, best_epoch, train: tuple, validation: tuple) -> FaceRecognizer:
+    """A recognizer with a copy of ``params``, independent of the network that goes on training.
+
+    ``train`` and ``validation`` are (images, labels) of the run, for the open-set references.
+    """
     final = Network(network.arch, {n: v.copy() for n, v in params.items()}, kernel=network.kernel)
     return FaceRecognizer(final, dataset.names, dataset.preprocessor,
                           training={"seed": seed, **settings.to_dict()},
-                          history={**history, "best_epoch": best_epoch})
+                          history={**history, "best_epoch": best_epoch},
+                          **_open_set_reference(final, train, validation))
 
 
 def train(data, labels=None, *, names=None, preprocessor=None, validation_data: FaceDataset | None = None,
@@ -279,7 +312,7 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
     least two people.
 
     ``options`` set the architecture (hidden_size, num_layers, bidirectional, views,
-    pooling, dropout) and the training (epochs, batch_size, learning_rate,
+    pooling, dropout, head, cosine_scale) and the training (epochs, batch_size, learning_rate,
     lr_schedule, warmup_epochs, weight_decay, clip_norm, label_smoothing,
     class_weight, augment, validation_fraction, patience); ``augment`` takes an
     :class:`~pyface.augment.Augmentation` or a dict of its fields, ``None``/``False``
@@ -391,7 +424,8 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
                     f"try a lower learning rate than {settings.learning_rate}",
                     epoch=epoch + 1, checkpoint=None if saved is None else checkpoint,
                     model=_model(network, good.params, dataset, settings, seed, good.history,
-                                 good.best_epoch if len(y_val) else good.epoch),
+                                 good.best_epoch if len(y_val) else good.epoch,
+                                 (x_train, y_train), (x_val, y_val)),
                 ) from exc
             history["epoch"].append(epoch + 1)
             history["loss"].append(loss)
@@ -422,4 +456,5 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
         progress.close()
     params = network.params if best["best_params"] is None else best["best_params"]
     best_epoch = best["best_epoch"] if len(y_val) else history["epoch"][-1]
-    return _model(network, params, dataset, settings, seed, history, best_epoch)
+    return _model(network, params, dataset, settings, seed, history, best_epoch,
+                  (x_train, y_train), (x_val, y_val))

@@ -5,10 +5,11 @@ from pyface import reference
 from pyface.network import Architecture, Network, init_parameters, softmax, softmax_cross_entropy
 
 CONFIGS = [
-    # views, bidirectional, num_layers, pooling
-    (("rows", "columns"), True, 2, "mean"),
-    (("rows",), False, 2, "last"),
-    (("columns",), True, 1, "last"),
+    # views, bidirectional, num_layers, pooling, head
+    (("rows", "columns"), True, 2, "mean", "dense"),
+    (("rows",), False, 2, "last", "dense"),
+    (("columns",), True, 1, "last", "dense"),
+    (("rows", "columns"), True, 1, "mean", "cosine"),
 ]
 
 
@@ -18,11 +19,11 @@ def _loss(net, images, labels, weights, mask_seed):
     return loss, dlogits, cache
 
 
-@pytest.mark.parametrize("views,bidirectional,num_layers,pooling", CONFIGS)
-def test_backward_matches_finite_differences(views, bidirectional, num_layers, pooling):
+@pytest.mark.parametrize("views,bidirectional,num_layers,pooling,head", CONFIGS)
+def test_backward_matches_finite_differences(views, bidirectional, num_layers, pooling, head):
     # float64 through the NumPy reference, so central differences are accurate to ~1e-9.
     arch = Architecture(n_classes=3, image_size=5, hidden_size=3, num_layers=num_layers,
-                        bidirectional=bidirectional, views=views, pooling=pooling, dropout=0.25)
+                        bidirectional=bidirectional, views=views, pooling=pooling, dropout=0.25, head=head)
     rng = np.random.default_rng(0)
     params = init_parameters(arch, rng, dtype=np.float64)
     for value in params.values():  # break the zero and one biases so every path carries gradient

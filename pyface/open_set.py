@@ -1,0 +1,157 @@
+"""Open-set figures: ROC curves of similarity scores, equal error rate, TAR at a FAR, thresholds.
+
+A score is a cosine similarity; a pair (or a face and an identity) is accepted when its
+score reaches the threshold. "Genuine" scores should be accepted, "impostor" scores
+rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import FaceDataset
+from .recognizer import UNKNOWN, FaceRecognizer
+
+
+def roc_curve(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds), each (K,), for accepting the scores that reach a threshold.
+
+    ``thresholds`` are +inf (nothing accepted) then every distinct score, decreasing;
+    ``fpr[i]`` is the fraction of ``impostor`` scores >= ``thresholds[i]``, ``tpr[i]``
+    that of ``genuine`` scores. Both inputs must be non-empty.
+    """
+    genuine = np.asarray(genuine, dtype=np.float64).ravel()
+    impostor = np.asarray(impostor, dtype=np.float64).ravel()
+    if not len(genuine) or not len(impostor):
+        raise ValueError("a ROC curve needs at least one genuine and one impostor score")
+    thresholds = np.concatenate([[np.inf], np.unique(np.concatenate([genuine, impostor]))[::-1]])
+    # Counting scores >= t is a search in the sorted scores from the right end.
+    tpr = 1.0 - np.searchsorted(np.sort(genuine), thresholds, side="left") / len(genuine)
+    fpr = 1.0 - np.searchsorted(np.sort(impostor), thresholds, side="left") / len(impostor)
+    return fpr, tpr, thresholds
+
+
+def equal_error_rate(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
+    """(EER, threshold) of a curve from :func:`roc_curve`.
+
+    The EER is where the false rejection rate 1 - tpr meets fpr, interpolated linearly
+    between the two points of the curve around the crossing; the threshold is that of
+    the first point where fpr >= 1 - tpr.
+    """
+    fnr = 1.0 - tpr
+    i = int(np.argmax(fpr >= fnr))  # fpr rises and fnr falls along the curve, and they end at (1, 0)
+    if i == 0:
+        return float(fpr[0]), float(thresholds[0])
+    # On the segment from point i-1 to i, fpr - fnr goes from negative to >= 0.
+    before, after = fpr[i - 1] - fnr[i - 1], fpr[i] - fnr[i]
+    w = before / (before - after)
+    return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1])), float(thresholds[i])
+
+
+def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
+    """The highest true acceptance rate of the curve among its points with fpr <= ``far``."""
+    return float(tpr[fpr <= far].max())
+
+
+def pair_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine scores of all pairs of unit ``embeddings`` (N, d): (genuine, impostor), each 1-D.
+
+    A pair is genuine when both have the same label (N,); each unordered pair counts once.
+    """
+    labels = np.asarray(labels)
+    i, j = np.triu_indices(len(labels), k=1)
+    scores = np.einsum("nd,nd->n", embeddings[i].astype(np.float64), embeddings[j].astype(np.float64))
+    same = labels[i] == labels[j]
+    return scores[same], scores[~same]
+
+
+def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float | None:
+    """The EER threshold of ``genuine`` and ``impostor`` scores; None unless both are given."""
+    if not len(genuine) or not len(impostor):
+        return None
+    return equal_error_rate(*roc_curve(genuine, impostor))[1]
+
+
+def identification_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the open-set rule on labelled unit ``embeddings`` (N, d), each face left out in turn.
+
+    Genuine: each face against the unit mean of the other faces of its person (people
+    with one face give none). Impostor: each face's best score among the other people's
+    means, as if it were a stranger to the gallery. Returns (genuine, impostor), each 1-D.
+    """
+    labels = np.asarray(labels)
+    people = np.unique(labels)
+    sums = np.stack([embeddings[labels == c].sum(axis=0) for c in people]).astype(np.float64)
+    counts = np.array([(labels == c).sum() for c in people])
+    means = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+    own = np.searchsorted(people, labels)
+    rest = sums[own] - embeddings
+    has_rest = counts[own] > 1
+    genuine = np.einsum("nd,nd->n", embeddings[has_rest], rest[has_rest])
+    genuine /= np.linalg.norm(rest[has_rest], axis=1)
+    others = embeddings @ means.T
+    others[np.arange(len(labels)), own] = -np.inf
+    impostor = others.max(axis=1) if len(people) > 1 else np.zeros(0)
+    return genuine, impostor
+
+
+def select_people(dataset: FaceDataset, names) -> FaceDataset:
+    """The images of the people ``names`` only, with ``names`` (in that order) as the data set's names.
+
+    Training on it makes a model of exactly these people, unlike indexing, which keeps
+    every name of the original data set.
+    """
+    names = [str(n) for n in names]
+    missing = sorted(set(names) - set(dataset.names))
+    if missing:
+        raise ValueError(f"the data set has nobody called {missing}")
+    index = {name: k for k, name in enumerate(names)}
+    keep = np.array([dataset.names[k] in index for k in dataset.labels], dtype=bool)
+    subset = dataset[keep]
+    labels = np.array([index[subset.names[k]] for k in subset.labels], dtype=np.int64)
+    return FaceDataset(subset.images, labels, names, subset.paths, subset.preprocessor)
+
+
+def evaluate_open_set(model: FaceRecognizer, known: FaceDataset, unknown: FaceDataset, *,
+                      threshold: float | str | None = None, far: float = 0.01) -> dict:
+    """Open-set identification figures of ``model``.
+
+    ``known`` holds faces of identities in the model's gallery (trained or enrolled),
+    ``unknown`` faces of nobody it knows. A known face counts as a true acceptance at
+    threshold t when its most similar identity is the right one with a score >= t; an
+    unknown face is a false acceptance when its best score is >= t.
+
+    Returns ``fpr``, ``tpr``, ``thresholds`` (the ROC curve, as :func:`roc_curve`),
+    ``eer`` and ``eer_threshold``, ``tar_at_far`` (the TAR at FAR = ``far``, 1 %),
+    and at ``threshold`` (default: the model's) ``open_set_accuracy``: the fraction of
+    all faces answered right (known ones named, unknown ones "unknown").
+    """
+    gallery_names, _ = model.gallery()
+    strangers = sorted({unknown.names[k] for k in np.unique(unknown.labels)} & set(gallery_names))
+    if strangers:
+        raise ValueError(f"the unknown faces include people the model knows: {strangers}")
+    named, known_scores = model.identify(known, threshold=-np.inf)
+    truth = np.array([known.names[k] for k in known.labels], dtype=str)
+    _, unknown_scores = model.identify(unknown, threshold=-np.inf)
+    correct = named == truth
+    if not correct.any():
+        raise ValueError("no known face is identified correctly at any threshold")
+    fpr, tpr, thresholds = roc_curve(known_scores[correct], unknown_scores)
+    # A misidentified known face is never a true acceptance, whatever the threshold.
+    tpr = tpr * correct.mean()
+    eer, at_eer = equal_error_rate(fpr, tpr, thresholds)
+    limit = model._threshold(threshold)
+    right = (correct & (known_scores >= limit)).sum() + (unknown_scores < limit).sum()
+    return {
+        "fpr": fpr, "tpr": tpr, "thresholds": thresholds,
+        "eer": eer, "eer_threshold": at_eer,
+        "tar_at_far": tar_at_far(fpr, tpr, far), "far": far,
+        "threshold": limit,
+        "open_set_accuracy": float(right / (len(known_scores) + len(unknown_scores))),
+        "n_known": int(len(known_scores)), "n_unknown": int(len(unknown_scores)),
+    }
+
+
+__all__ = ["UNKNOWN", "roc_curve", "equal_error_rate", "tar_at_far", "pair_scores", "identification_scores",
+           "eer_threshold",
+           "select_people", "evaluate_open_set"]
