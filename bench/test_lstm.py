@@ -36,7 +36,6 @@ def threads(request):
 
 
 def record(benchmark, config, mode, threads):
-    benchmark.group = f"{config} {mode} {threads}t"
     n = flops(*CONFIGS[config], mode=mode)
     benchmark.extra_info.update(flops=n, threads=threads, isa=pyface.get_isa())
     stats = getattr(benchmark, "stats", None)
@@ -48,6 +47,7 @@ def record(benchmark, config, mode, threads):
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_inference(benchmark, impl, config, threads):
     stack = make(impl, config)
+    benchmark.group = f"{config} inference {threads}t"
     y = benchmark(stack.infer)
     assert y.shape == stack.dy.shape and np.isfinite(y).all()
     record(benchmark, config, "inference", threads)
@@ -57,6 +57,7 @@ def test_inference(benchmark, impl, config, threads):
 @pytest.mark.parametrize("config", ["standard", "large"])
 def test_train_step(benchmark, impl, config, threads):
     stack = make(impl, config)
+    benchmark.group = f"{config} train {threads}t"
     g = benchmark(stack.train_step)
     assert np.isfinite(g).all()
     record(benchmark, config, "train", threads)
