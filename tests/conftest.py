@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+import pyface
+
 _DEFAULT_ATT_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "att_faces"
 
 
@@ -16,3 +18,11 @@ def att_faces_dir() -> Path:
             "holding s1 .. s40 (PYFACE_ATT_FACES=path/to/att_faces)"
         )
     return folder
+
+
+@pytest.fixture
+def kernel_threads():
+    """pyface.set_num_threads, with the thread count restored after the test."""
+    before = pyface.get_num_threads()
+    yield pyface.set_num_threads
+    pyface.set_num_threads(before)

@@ -26,12 +26,9 @@ def faces():
 
 
 @pytest.fixture()
-def one_thread():
+def one_thread(kernel_threads):
     """The kernel at one thread (bit-identical results), restored afterwards."""
-    before = pyface.get_num_threads()
-    pyface.set_num_threads(1)
-    yield
-    pyface.set_num_threads(before)
+    kernel_threads(1)
 
 
 def interrupt_in_epoch(monkeypatch, k):

@@ -44,13 +44,6 @@ def isa(request):
     pyface.set_isa(before)
 
 
-@pytest.fixture
-def threads():
-    before = pyface.get_num_threads()
-    yield pyface.set_num_threads
-    pyface.set_num_threads(before)
-
-
 def make_layer(rng, B, T, D, H, scale=0.5):
     f = np.float32
     return dict(
@@ -104,9 +97,9 @@ def check_against_reference(layer, *, reverse, use_state=True, dy=True, dh=True,
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%dT%dD%dH%d" % s)
 @pytest.mark.parametrize("n_threads", [1, 2], ids=["1thread", "2threads"])
-def test_matches_reference(isa, threads, n_threads, shape, reverse):
+def test_matches_reference(isa, kernel_threads, n_threads, shape, reverse):
     # Two threads split small batches by hidden units and large ones by rows: both are covered.
-    threads(n_threads)
+    kernel_threads(n_threads)
     check_against_reference(make_layer(np.random.default_rng(0), *shape), reverse=reverse)
 
 
@@ -138,20 +131,20 @@ def run_all(layer, reverse):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_one_and_two_threads_agree(isa, threads, reverse):
+def test_one_and_two_threads_agree(isa, kernel_threads, reverse):
     # Rows may fall in register tiles of other heights, so the order of sums can differ.
     layer = make_layer(np.random.default_rng(4), 9, 7, 20, 24)
-    threads(1)
+    kernel_threads(1)
     one = run_all(layer, reverse)
-    threads(2)
+    kernel_threads(2)
     two = run_all(layer, reverse)
     for name, a, b in zip(["y", "h_T", "c_T", *pyface.LstmGrads._fields], one, two):
         assert rel_err(b, a.astype(np.float64)) <= 1e-6, name
 
 
 @pytest.mark.parametrize("n", [1, 2])
-def test_same_thread_count_is_bitwise_reproducible(isa, threads, n):
-    threads(n)
+def test_same_thread_count_is_bitwise_reproducible(isa, kernel_threads, n):
+    kernel_threads(n)
     layer = make_layer(np.random.default_rng(4), 9, 7, 20, 24)
     for a, b in zip(run_all(layer, False), run_all(layer, False)):
         np.testing.assert_array_equal(a, b)

@@ -26,13 +26,6 @@ def faces():
     return synthetic_faces(n_people=3, per_person=6, size=16, seed=0)
 
 
-@pytest.fixture()
-def restore_threads():
-    before = pyface.get_num_threads()
-    yield
-    pyface.set_num_threads(before)
-
-
 def all_finite(model):
     return all(np.isfinite(v).all() for v in model.network.params.values())
 
@@ -101,7 +94,7 @@ def test_save_refuses_non_finite_weights_and_keeps_the_old_file(faces, tmp_path)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_same_seed_and_thread_count_give_identical_weights(faces, threads, restore_threads):
+def test_same_seed_and_thread_count_give_identical_weights(faces, threads, kernel_threads):
     pyface.set_num_threads(threads)
     options = {**TINY, "hidden_size": 16, "num_layers": 2, "bidirectional": True, "views": ("rows", "columns"),
                "augment": True, "dropout": 0.2, "epochs": 3, "seed": 11}
@@ -111,7 +104,7 @@ def test_same_seed_and_thread_count_give_identical_weights(faces, threads, resto
     assert a.history["loss"] == b.history["loss"]
 
 
-def test_predict_from_many_threads_matches_serial_predictions(faces, restore_threads):
+def test_predict_from_many_threads_matches_serial_predictions(faces, kernel_threads):
     pyface.set_num_threads(2)
     model = train(faces, epochs=2, **{**TINY, "hidden_size": 16, "bidirectional": True})
     rng = np.random.default_rng(0)
