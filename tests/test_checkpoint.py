@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 
-import pyface
 from pyface import cli, model_io, training
 from pyface.checkpoint import load_checkpoint
 from pyface.datasets import synthetic_faces
