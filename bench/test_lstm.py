@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import pyface
-from pyface.bench import CONFIGS, IMPLS, Stack, flops, set_threads
+from pyface.bench import CONFIGS, IMPLS, Stack, flops, keep_freed_memory, set_threads
 
 try:
     import torch
@@ -25,6 +25,12 @@ def make(impl, config):
     if impl == "torch" and torch is None:
         pytest.skip("torch is not installed (pip install '.[bench]')")
     return Stack(impl, *CONFIGS[config])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_heap():
+    """Time every implementation with malloc reusing freed memory (see keep_freed_memory)."""
+    keep_freed_memory()
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _runtime, lstm, reference
 
-__all__ = ["CONFIGS", "IMPLS", "Stack", "flops", "median_seconds", "run", "format_table", "main"]
+__all__ = ["CONFIGS", "IMPLS", "Stack", "flops", "keep_freed_memory", "median_seconds", "run", "format_table", "main"]
 
 # name: (batch, time, input, hidden, layers)
 CONFIGS: Dict[str, tuple] = {
@@ -112,6 +112,28 @@ class Stack:
         return grads[2]
 
 
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc reuse freed memory instead of mapping fresh pages on every call.
+
+    torch.nn.LSTM allocates its temporaries (multi-MB) on every call. By default glibc
+    serves such blocks with mmap and returns them on free, so each call pays page faults
+    again, unless earlier large frees have raised malloc's adaptive threshold: the same
+    torch training step then takes 10 or 18 ms depending on what the process ran before.
+    With mmap off and trimming off, every implementation is timed with its memory warm.
+    Returns False where this is not glibc (the setting then stays as it was).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's <malloc.h>
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def set_threads(n: int) -> None:
     """Use n threads in pyface, and in torch when it is installed."""
     _runtime.set_num_threads(n)
@@ -147,6 +169,7 @@ def run(
     inference only: a training step of one sequence is not a use case.
     """
     impls = [i for i in impls if i != "torch" or _torch() is not None]
+    keep_freed_memory()
     rows = []
     for n in threads:
         set_threads(n)
@@ -266,6 +289,7 @@ def _print_epochs(folder: str, threads: Iterable[int], impls: List[str]) -> int:
     from .data import load_images
 
     train_set, _ = load_images(folder).split(test_size=0.2, seed=42)
+    keep_freed_memory()
     print(f"classic recipe, {len(train_set)} images per epoch, batch 32: seconds per epoch (median)")
     for k, n in enumerate(threads):
         cells = []

@@ -1,5 +1,8 @@
 """pyface.bench: the table a user prints must be right about what it measured."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -45,3 +48,35 @@ def test_epoch_seconds_trains_the_classic_recipe():
     labels = np.repeat(np.arange(4), 12)
     seconds = bench.epoch_seconds(images, labels, "pyface", epochs=3)
     assert 0 < seconds < 60
+
+
+_FAULTS_OF_A_REUSED_BLOCK = """
+import ctypes, ctypes.util, resource, sys
+from pyface import bench
+if sys.argv[1] == "keep":
+    assert bench.keep_freed_memory()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def use_and_free(size):
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.free(block)
+use_and_free(64 << 20)  # allocated, touched and freed once before counting
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+use_and_free(64 << 20)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+def test_keep_freed_memory_stops_page_faults_on_reused_blocks():
+    def faults(mode):
+        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_REUSED_BLOCK, mode],
+                             capture_output=True, text=True, check=True).stdout
+        return int(out)
+
+    # 64 MB is 16384 pages of 4 KiB. By default glibc maps blocks above 32 MiB afresh on
+    # every allocation, so each page faults again.
+    assert faults("default") > 8000
+    assert faults("keep") < 100
