@@ -5,7 +5,7 @@
 People s1-s30 are trained on (their images split 80/20, stratified, seed 42); s31-s40
 are never seen in training. Each unseen person is enrolled from their first 5 images
 and identified from their other 5 against the gallery of the 30 trained and 10 enrolled
-people. Prints the three figures of docs/open_set.md:
+people. Prints the three figures of the README's open-set section:
 
 - closed-set accuracy on the test images of the 30 trained people (the classifier);
 - identification accuracy of the 10 enrolled people (most similar identity, no rejection);

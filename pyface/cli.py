@@ -423,9 +423,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     files = _image_files(args.images)
     model.enroll(args.name, [str(f) for f in files])
     model.save(args.model)
-    trained = len(model.names) if model.centroids is not None else 0
     _say(f"Enrolled {args.name} from {len(files)} image{'s' if len(files) > 1 else ''}; {args.model} now knows "
-         f"{trained + len(model.enrolled)} people ({len(model.enrolled)} enrolled)")
+         f"{len(model.gallery()[0])} people ({len(model.enrolled)} enrolled)")
     return 0
 
 

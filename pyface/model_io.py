@@ -2,11 +2,12 @@
 
 The JSON (member ``metadata``) records the format and its version, the architecture,
 the preprocessing, the people's names, the training settings, the history and the
-open-set identities (the default thresholds, the enrolled people's names and image
-counts); each weight array is the member ``param.<name>``, the trained people's mean
-embeddings ``open_set.centroids`` and the enrolled people's ``open_set.enrolled``.
-Version 1 files, from before the open set, load with no centroids, no threshold and
-nobody enrolled. Files are read with pickling disabled,
+open-set identities (the default thresholds, the enrolled people's names and template
+counts); each weight array is the member ``param.<name>``, the trained people's templates
+``open_set.templates`` with their labels ``open_set.template_labels``, and the enrolled
+people's templates, one after the other, ``open_set.enrolled``. Version 2 files kept one
+mean embedding per person: each loads as that person's only template. Version 1 files,
+from before the open set, load with no templates, no threshold and nobody enrolled. Files are read with pickling disabled,
 so opening a model file never runs code from it.
 """
 
@@ -26,10 +27,12 @@ from .preprocess import Preprocessor
 from .recognizer import FaceRecognizer
 
 FORMAT = "pyface-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _META = "metadata"
 _PARAM = "param."
-_CENTROIDS = "open_set.centroids"
+_TEMPLATES = "open_set.templates"
+_TEMPLATE_LABELS = "open_set.template_labels"
+_CENTROIDS = "open_set.centroids"  # version 2: one mean embedding per trained person
 _ENROLLED = "open_set.enrolled"
 
 
@@ -89,31 +92,42 @@ def save_model(model: FaceRecognizer, path) -> None:
         "training": model.training,
         "history": model.history,
         "open_set": {"threshold": model.threshold, "verify_threshold": model.verify_threshold,
-                     "enrolled": [{"name": n, "images": c} for n, c in model.enrolled.items()]},
+                     "enrolled": [{"name": n, "templates": c} for n, c in model.enrolled.items()]},
     }
     arrays = {_META: np.array(json.dumps(metadata))}
     arrays.update({_PARAM + name: value for name, value in model.network.params.items()})
-    if model.centroids is not None:
-        arrays[_CENTROIDS] = model.centroids
-    vectors = list(model.enrolled_vectors().values())
-    if vectors:
-        arrays[_ENROLLED] = np.stack(vectors)
+    if model.templates is not None:
+        arrays[_TEMPLATES] = model.templates
+        arrays[_TEMPLATE_LABELS] = model.template_labels
+    templates = list(model.enrolled_templates().values())
+    if templates:
+        arrays[_ENROLLED] = np.concatenate(templates)
     write_npz_atomically(path, arrays)
 
 
 def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
-    """Keyword arguments of FaceRecognizer for the open set: centroids, threshold, enrolled.
+    """Keyword arguments of FaceRecognizer for the open set: templates, thresholds, enrolled.
 
     Raises ValueError when the metadata and the arrays disagree.
     """
-    if metadata["format_version"] < 2:
+    version = metadata["format_version"]
+    if version < 2:
         return {}
     info = metadata["open_set"]
     people = info["enrolled"]
-    vectors = members.get(_ENROLLED, np.zeros((0, 0), np.float32))
-    if len(vectors) != len(people):
-        raise ValueError(f"{len(people)} enrolled people but {len(vectors)} enrolled vectors")
-    for name, value in ((_CENTROIDS, members.get(_CENTROIDS)), (_ENROLLED, vectors)):
+    # Version 2 kept one mean embedding per enrolled person.
+    counts = [p["templates"] for p in people] if version >= 3 else [1] * len(people)
+    if not all(isinstance(c, int) and c >= 1 for c in counts):
+        raise ValueError("every enrolled person needs a positive number of templates")
+    enrolled = members.get(_ENROLLED, np.zeros((0, 0), np.float32))
+    if len(enrolled) != sum(counts):
+        raise ValueError(f"{sum(counts)} enrolled templates listed but {len(enrolled)} stored")
+    if version >= 3:
+        templates, labels = members.get(_TEMPLATES), members.get(_TEMPLATE_LABELS)
+    else:
+        templates = members.get(_CENTROIDS)
+        labels = None if templates is None else np.arange(len(templates))
+    for name, value in ((_TEMPLATES, templates), (_ENROLLED, enrolled)):
         if value is not None and (value.dtype != np.float32 or not np.isfinite(value).all()):
             raise ValueError(f"{name} must be finite float32 values")
     if len({p["name"] for p in people}) != len(people):
@@ -122,9 +136,10 @@ def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
         value = info[key]
         if value is not None and not (isinstance(value, (int, float)) and -1 <= value <= 1):
             raise ValueError(f"{key} must be a cosine similarity in [-1, 1], got {value!r}")
-    return {"centroids": members.get(_CENTROIDS), "threshold": info["threshold"],
+    ends = np.cumsum(counts)
+    return {"templates": templates, "template_labels": labels, "threshold": info["threshold"],
             "verify_threshold": info["verify_threshold"],
-            "enrolled": {p["name"]: (v, p["images"]) for p, v in zip(people, vectors)}}
+            "enrolled": {p["name"]: enrolled[end - c : end] for p, c, end in zip(people, counts, ends)}}
 
 
 _NPY_MAGIC = b"\x93NUMPY"

@@ -53,16 +53,32 @@ def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
     return float(tpr[fpr <= far].max())
 
 
+# Rows of the score matrix computed at a time: N faces cost 8 * _ROWS * N bytes, not 8 * N * N.
+_ROWS = 1024
+
+
+def _score_rows(embeddings: np.ndarray):
+    """(rows, cosines of those rows against all faces) of unit ``embeddings`` (N, d), in blocks of rows."""
+    e = np.asarray(embeddings, dtype=np.float64)
+    for start in range(0, len(e), _ROWS):
+        rows = np.arange(start, min(start + _ROWS, len(e)))
+        yield rows, e[rows] @ e.T
+
+
 def pair_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cosine scores of all pairs of unit ``embeddings`` (N, d): (genuine, impostor), each 1-D.
 
-    A pair is genuine when both have the same label (N,); each unordered pair counts once.
+    A pair is genuine when both have the same label (N,); each unordered pair counts once,
+    in the order of ``np.triu_indices(N, 1)``.
     """
     labels = np.asarray(labels)
-    i, j = np.triu_indices(len(labels), k=1)
-    scores = np.einsum("nd,nd->n", embeddings[i].astype(np.float64), embeddings[j].astype(np.float64))
-    same = labels[i] == labels[j]
-    return scores[same], scores[~same]
+    genuine, impostor = [np.zeros(0)], [np.zeros(0)]
+    for rows, scores in _score_rows(embeddings):
+        later = np.arange(len(labels))[None, :] > rows[:, None]
+        same = labels[rows][:, None] == labels[None, :]
+        genuine.append(scores[later & same])
+        impostor.append(scores[later & ~same])
+    return np.concatenate(genuine), np.concatenate(impostor)
 
 
 def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float | None:
@@ -75,24 +91,19 @@ def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float | None:
 def identification_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the open-set rule on labelled unit ``embeddings`` (N, d), each face left out in turn.
 
-    Genuine: each face against the unit mean of the other faces of its person (people
-    with one face give none). Impostor: each face's best score among the other people's
-    means, as if it were a stranger to the gallery. Returns (genuine, impostor), each 1-D.
+    Genuine: each face's best score among the other faces of its person (people with
+    one face give none). Impostor: each face's best score among the other people's
+    faces, as if it were a stranger to the gallery. Returns (genuine, impostor), each 1-D.
     """
     labels = np.asarray(labels)
-    people = np.unique(labels)
-    sums = np.stack([embeddings[labels == c].sum(axis=0) for c in people]).astype(np.float64)
-    counts = np.array([(labels == c).sum() for c in people])
-    means = sums / np.linalg.norm(sums, axis=1, keepdims=True)
-    own = np.searchsorted(people, labels)
-    rest = sums[own] - embeddings
-    has_rest = counts[own] > 1
-    genuine = np.einsum("nd,nd->n", embeddings[has_rest], rest[has_rest])
-    genuine /= np.linalg.norm(rest[has_rest], axis=1)
-    others = embeddings @ means.T
-    others[np.arange(len(labels)), own] = -np.inf
-    impostor = others.max(axis=1) if len(people) > 1 else np.zeros(0)
-    return genuine, impostor
+    genuine, impostor = [np.zeros(0)], [np.zeros(0)]
+    for rows, scores in _score_rows(embeddings):
+        same = labels[rows][:, None] == labels[None, :]
+        scores[np.arange(len(rows)), rows] = -np.inf
+        genuine.append(np.where(same, scores, -np.inf).max(axis=1))
+        impostor.append(np.where(same, -np.inf, scores).max(axis=1))
+    genuine, impostor = np.concatenate(genuine), np.concatenate(impostor)
+    return genuine[np.isfinite(genuine)], impostor[np.isfinite(impostor)]
 
 
 def select_people(dataset: FaceDataset, names) -> FaceDataset:
@@ -126,7 +137,7 @@ def evaluate_open_set(model: FaceRecognizer, known: FaceDataset, unknown: FaceDa
     and at ``threshold`` (default: the model's) ``open_set_accuracy``: the fraction of
     all faces answered right (known ones named, unknown ones "unknown").
     """
-    gallery_names, _ = model.gallery()
+    gallery_names = model.gallery()[0]
     strangers = sorted({unknown.names[k] for k in np.unique(unknown.labels)} & set(gallery_names))
     if strangers:
         raise ValueError(f"the unknown faces include people the model knows: {strangers}")

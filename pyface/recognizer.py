@@ -2,10 +2,10 @@
 
 Besides the classifier's answer over the trained people, a recognizer answers in the
 open set: every face becomes an embedding (the network's summary of it, scaled to unit
-length), every known identity a unit vector (the mean embedding of its images), and a
-face is the identity most similar by cosine, or "unknown" below a threshold. Trained
-people are known by the mean embedding of their training images; new people are
-enrolled from a few images, without retraining.
+length), every known identity keeps the embeddings of its images (its templates), and
+a face is the identity of its most similar template by cosine, or "unknown" below a
+threshold. Trained people are known by their training images; new people are enrolled
+from a few images, without retraining.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ class FaceRecognizer:
     """
 
     def __init__(self, network: Network, names, preprocessor, *, training: dict | None = None,
-                 history: dict | None = None, centroids: np.ndarray | None = None,
-                 threshold: float | None = None, verify_threshold: float | None = None,
-                 enrolled: dict | None = None):
+                 history: dict | None = None, templates: np.ndarray | None = None,
+                 template_labels: np.ndarray | None = None, threshold: float | None = None,
+                 verify_threshold: float | None = None, enrolled: dict | None = None):
         names = [str(n) for n in names]
         if len(names) != network.arch.n_classes:
             raise ValueError(f"{len(names)} names for a network of {network.arch.n_classes} classes")
@@ -78,19 +78,29 @@ class FaceRecognizer:
         self.training = dict(training or {})
         self.history = dict(history or {})
         d = network.arch.feature_size
-        if centroids is not None:
-            centroids = _unit(np.asarray(centroids, dtype=np.float32))
-            if centroids.shape != (len(names), d):
-                raise ValueError(f"centroids must have shape ({len(names)}, {d}), got {centroids.shape}")
-        # (n_people, feature_size) unit rows; None for models saved before they were kept.
-        self.centroids = centroids
+        if (templates is None) != (template_labels is None):
+            raise ValueError("templates and template_labels go together")
+        if templates is not None:
+            templates = _unit(np.asarray(templates, dtype=np.float32))
+            template_labels = np.asarray(template_labels)
+            if templates.ndim != 2 or templates.shape[1] != d or not np.isfinite(templates).all():
+                raise ValueError(f"templates must be finite rows of {d} values, got shape {templates.shape}")
+            if (template_labels.shape != (len(templates),) or not np.issubdtype(template_labels.dtype, np.integer)
+                    or not ((template_labels >= 0) & (template_labels < len(names))).all()):
+                raise ValueError(f"template_labels must be {len(templates)} indices into the {len(names)} names")
+            order = np.argsort(template_labels, kind="stable")
+            templates, template_labels = templates[order], template_labels[order].astype(np.int64)
+        # The trained people's templates (n, feature_size), unit rows grouped by person, and
+        # whose they are (n,); None for models saved before they were kept.
+        self.templates = templates
+        self.template_labels = template_labels
         # Cosine similarity below which a face is "unknown" to the open-set rule, and from which
         # two faces are the same person; None when the model has no default (older files).
         self.threshold = None if threshold is None else float(threshold)
         self.verify_threshold = None if verify_threshold is None else float(verify_threshold)
-        self._enrolled: dict[str, tuple[np.ndarray, int]] = {}
-        for name, (vector, count) in (enrolled or {}).items():
-            self._add_identity(name, np.asarray(vector, dtype=np.float32), int(count))
+        self._enrolled: dict[str, np.ndarray] = {}
+        for name, vectors in (enrolled or {}).items():
+            self._add_identity(name, np.asarray(vectors, dtype=np.float32))
 
     @property
     def architecture(self):
@@ -174,34 +184,39 @@ class FaceRecognizer:
 
     @property
     def enrolled(self) -> dict[str, int]:
-        """Enrolled people and the number of images each was enrolled from, in order of enrollment."""
-        return {name: count for name, (_, count) in self._enrolled.items()}
+        """Enrolled people and the number of templates (images) each was enrolled from, in order of enrollment."""
+        return {name: len(vectors) for name, vectors in self._enrolled.items()}
 
-    def enrolled_vectors(self) -> dict[str, np.ndarray]:
-        """Enrolled people and their unit mean embeddings (feature_size,)."""
-        return {name: vector.copy() for name, (vector, _) in self._enrolled.items()}
+    def enrolled_templates(self) -> dict[str, np.ndarray]:
+        """Enrolled people and their templates: unit embeddings (k, feature_size) of their images."""
+        return {name: vectors.copy() for name, vectors in self._enrolled.items()}
 
-    def gallery(self) -> tuple[list[str], np.ndarray]:
-        """Every identity the open-set rule can answer: names and unit vectors (M, feature_size).
+    def gallery(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every identity the open-set rule can answer: (names, templates (M, feature_size), owners (M,)).
 
-        The trained people (when the model keeps their centroids) then the enrolled ones.
+        ``owners[m]`` indexes ``names``; each identity's templates are contiguous. The
+        trained people who have templates come first, then the enrolled ones.
         """
-        names, vectors = [], []
-        if self.centroids is not None:
-            names.extend(self.names)
-            vectors.append(self.centroids)
-        names.extend(self._enrolled)
-        vectors.extend(vector[None] for vector, _ in self._enrolled.values())
+        names, vectors, owners = [], [], []
+        if self.templates is not None:
+            people, counts = np.unique(self.template_labels, return_counts=True)
+            names.extend(self.names[k] for k in people)
+            vectors.append(self.templates)
+            owners.append(np.repeat(np.arange(len(people)), counts))
+        for name, templates in self._enrolled.items():
+            owners.append(np.full(len(templates), len(names)))
+            names.append(name)
+            vectors.append(templates)
         if not names:
-            raise ValueError("the model knows nobody in the open set: it keeps no centroids of its trained people "
+            raise ValueError("the model knows nobody in the open set: it keeps no templates of its trained people "
                              "(saved by an older pyface) and nobody is enrolled")
-        return names, np.concatenate(vectors, axis=0)
+        return names, np.concatenate(vectors, axis=0), np.concatenate(owners)
 
     def enroll(self, name: str, inputs, *, batch_size: int = 256) -> None:
         """Add the person ``name``, known from the faces ``inputs``, without retraining.
 
-        The identity is the unit mean of the faces' embeddings. A name already trained
-        or enrolled is refused: remove or rename that identity first.
+        Each face's embedding becomes one template of the identity. A name already
+        trained or enrolled is refused: remove or rename that identity first.
         """
         name = _identity_name(name)
         if name in self.names or name in self._enrolled:
@@ -209,15 +224,15 @@ class FaceRecognizer:
         images = self._images(inputs)
         if len(images) == 0:
             raise ValueError(f"no images to enroll {name!r} from")
-        self._add_identity(name, self._embed(images, batch_size).mean(axis=0), len(images))
+        self._add_identity(name, self._embed(images, batch_size))
 
-    def _add_identity(self, name: str, vector: np.ndarray, count: int) -> None:
+    def _add_identity(self, name: str, vectors: np.ndarray) -> None:
         d = self.network.arch.feature_size
         if name in self.names or name in self._enrolled:
             raise ValueError(f"{name!r} is already known to the model")
-        if vector.shape != (d,) or not np.isfinite(vector).all() or count < 1:
-            raise ValueError(f"identity {name!r} needs a finite vector of {d} values and a positive image count")
-        self._enrolled[_identity_name(name)] = (_unit(vector[None])[0], count)
+        if vectors.ndim != 2 or vectors.shape[1] != d or not len(vectors) or not np.isfinite(vectors).all():
+            raise ValueError(f"identity {name!r} needs at least one finite template of {d} values")
+        self._enrolled[_identity_name(name)] = _unit(vectors)
 
     def remove(self, name: str) -> None:
         """Forget the enrolled person ``name``. Trained people cannot be removed without retraining."""
@@ -256,15 +271,21 @@ class FaceRecognizer:
                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Open-set identification: (names (N,), cosine similarities (N,)).
 
-        Each face gets the most similar identity of the :meth:`gallery`, or
-        ``"unknown"`` when that similarity is below ``threshold`` (default: the
-        model's :attr:`threshold`, chosen when it was trained).
+        Each face gets the identity of the :meth:`gallery` with the most similar
+        template, or ``"unknown"`` when that similarity is below ``threshold``
+        (default: the model's :attr:`threshold`, chosen when it was trained). Its
+        best template rather than a mean per identity: measured on ORL, people
+        enrolled from 5 images were named right 84-94 % of the time instead of 62-80 %
+        (docs/experiments.md).
         """
         limit = self._threshold(threshold)
-        names, vectors = self.gallery()
-        similarity = self._embed(self._images(inputs), batch_size) @ vectors.T
-        best = similarity.argmax(axis=1)
-        scores = similarity[np.arange(len(best)), best].astype(np.float64)
+        names, templates, owners = self.gallery()
+        similarity = self._embed(self._images(inputs), batch_size) @ templates.T
+        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        per_identity = np.maximum.reduceat(similarity, starts, axis=1) if len(similarity) else \
+            np.zeros((0, len(names)), similarity.dtype)
+        best = per_identity.argmax(axis=1)
+        scores = per_identity[np.arange(len(best)), best].astype(np.float64)
         answer = np.array(names, dtype=object)[best]
         answer[scores < limit] = UNKNOWN
         return answer.astype(str), scores

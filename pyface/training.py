@@ -265,26 +265,39 @@ def _unit_features(network: Network, images: np.ndarray, batch_size: int = 256) 
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.finfo(out.dtype).tiny)
 
 
-def _open_set_reference(network: Network, train: tuple, validation: tuple) -> dict:
-    """The trained people's centroids (n_classes, feature_size) and the default cosine thresholds.
+def _finite_rows(embedded: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    finite = np.isfinite(embedded).all(axis=1)
+    return embedded[finite], labels[finite]
 
-    A centroid is the unit mean embedding of a person's training images (zero for a
-    person without any). Both thresholds are equal-error-rate thresholds, measured on
-    the validation images when they show at least two people, else on the training
-    images: ``threshold`` of the open-set rule with each image left out of the gallery
-    in turn (:func:`~pyface.open_set.identification_scores`), ``verify_threshold`` of
-    all pairs of images.
+
+# Faces the default thresholds are measured on, at most (2 million pairs for verification).
+_THRESHOLD_FACES = 2000
+
+
+def _open_set_reference(network: Network, train: tuple, validation: tuple) -> dict:
+    """The trained people's templates and the default cosine thresholds.
+
+    The templates are the unit embeddings of the training images, with their labels.
+    Faces whose embedding is not finite (weights on the way to diverging) are left
+    out. Both thresholds are equal-error-rate thresholds, measured on the validation images
+    when they show at least two people, else on the training images (a fixed sample of
+    ``_THRESHOLD_FACES`` of them when there are more): ``threshold`` of
+    the open-set rule with each image left out of the gallery in turn
+    (:func:`~pyface.open_set.identification_scores`), ``verify_threshold`` of all pairs
+    of images.
     """
     (x_train, y_train), (x_val, y_val) = train, validation
-    embedded = _unit_features(network, x_train)
-    centroids = np.zeros((network.arch.n_classes, embedded.shape[1]), dtype=embedded.dtype)
-    for c in np.unique(y_train):
-        centroids[c] = embedded[y_train == c].mean(axis=0)
+    embedded, labels = _finite_rows(_unit_features(network, x_train), y_train)
+    reference = {"templates": embedded, "template_labels": labels} if len(labels) else {}
     if len(np.unique(y_val)) > 1:
-        embedded, y_train = _unit_features(network, x_val), y_val
-    return {"centroids": centroids,
-            "threshold": eer_threshold(*identification_scores(embedded, y_train)),
-            "verify_threshold": eer_threshold(*pair_scores(embedded, y_train))}
+        embedded, labels = _finite_rows(_unit_features(network, x_val), y_val)
+    if len(labels) > _THRESHOLD_FACES:
+        # All pairs of N faces are N^2/2 scores: a fixed sample bounds the memory and time.
+        keep = np.sort(np.random.default_rng(0).choice(len(labels), _THRESHOLD_FACES, replace=False))
+        embedded, labels = embedded[keep], labels[keep]
+    return {**reference,
+            "threshold": eer_threshold(*identification_scores(embedded, labels)),
+            "verify_threshold": eer_threshold(*pair_scores(embedded, labels))}
 
 
 def _model(network: Network, params: dict, dataset: FaceDataset, settings: TrainingSettings, seed,

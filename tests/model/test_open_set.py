@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyface
-from pyface import cli
+from pyface import cli, open_set
 from pyface.data import from_arrays
 from pyface.model_io import load_model
 from pyface.network import Architecture, Network, init_parameters
@@ -42,13 +42,13 @@ def test_embeddings_are_unit_rows_of_the_network_summaries(tiny_model, make_data
     np.testing.assert_allclose(emb, summaries / np.linalg.norm(summaries, axis=1, keepdims=True), rtol=1e-5)
 
 
-def test_training_stores_centroids_of_the_training_images_and_a_threshold(tiny_model, make_dataset):
+def test_training_keeps_the_training_embeddings_as_templates_and_a_threshold(tiny_model, make_dataset):
     # tiny_model is trained on make_dataset(per_class=8) as a whole.
     faces = make_dataset(per_class=8)
     emb = tiny_model.embed(faces)
-    for k in range(3):
-        mean = emb[faces.labels == k].mean(axis=0)
-        np.testing.assert_allclose(tiny_model.centroids[k], mean / np.linalg.norm(mean), rtol=1e-5, atol=1e-6)
+    order = np.argsort(faces.labels, kind="stable")
+    np.testing.assert_array_equal(tiny_model.template_labels, faces.labels[order])
+    np.testing.assert_allclose(tiny_model.templates, emb[order], rtol=1e-5, atol=1e-6)
     genuine, impostor = pair_scores(emb, faces.labels)
     assert tiny_model.verify_threshold == pytest.approx(equal_error_rate(*roc_curve(genuine, impostor))[1])
     genuine, impostor = identification_scores(emb, faces.labels)
@@ -61,8 +61,24 @@ def test_identification_scores_by_hand():
     genuine, impostor = identification_scores(emb, np.array([0, 0, 1]))
     # Each face of a left out: the other face of a is orthogonal to it; b has no other face.
     np.testing.assert_allclose(genuine, [0.0, 0.0], atol=1e-12)
-    # Best other-person score: a's faces against b (-1, 0); b against a's mean (1/sqrt2, 1/sqrt2).
-    np.testing.assert_allclose(impostor, [-1.0, 0.0, -np.sqrt(0.5)], atol=1e-12)
+    # Best other-person face: a's faces against b (-1, 0); b against a's faces (-1 and 0).
+    np.testing.assert_allclose(impostor, [-1.0, 0.0, 0.0], atol=1e-12)
+
+
+def test_pair_and_identification_scores_do_not_depend_on_the_block_of_rows(monkeypatch):
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((50, 4))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = rng.integers(0, 6, 50)
+    i, j = np.triu_indices(50, 1)
+    scores = np.einsum("nd,nd->n", emb[i], emb[j])
+    whole = pair_scores(emb, labels), identification_scores(emb, labels)
+    np.testing.assert_allclose(whole[0][0], scores[labels[i] == labels[j]])
+    np.testing.assert_allclose(whole[0][1], scores[labels[i] != labels[j]])
+    monkeypatch.setattr(open_set, "_ROWS", 7)
+    for a, b in zip(whole, (pair_scores(emb, labels), identification_scores(emb, labels))):
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-12)
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------- enroll, remove, rename
@@ -78,11 +94,29 @@ def test_an_enrolled_person_is_recognised_without_retraining(model, strangers):
     assert set(model.predict(rest)) <= {"dora", "emil", *model.names}
     # The tiny network tells apart only what it was trained on; between the two newcomers alone
     # it must choose right.
-    model.centroids = None
+    model.templates = model.template_labels = None
     np.testing.assert_array_equal(model.predict(rest), np.where(rest.labels == 3, "dora", "emil"))
     assert all(np.array_equal(before[n], v) for n, v in model.network.params.items())
-    vector = model.embed(first[first.labels == 3]).mean(axis=0)
-    np.testing.assert_allclose(model.enrolled_vectors()["dora"], vector / np.linalg.norm(vector), rtol=1e-5)
+    np.testing.assert_allclose(model.enrolled_templates()["dora"], model.embed(first[first.labels == 3]), rtol=1e-5)
+
+
+def test_a_face_is_the_identity_of_its_most_similar_template(model):
+    # Two enrolled people on the unit circle of the first two embedding dimensions:
+    # "near" by one template at 0 degrees, "wide" by templates at 30 and 150 degrees,
+    # whose mean (90 degrees) is further from a face at 20 degrees than "near" is.
+    d = model.architecture.feature_size
+    model.templates = model.template_labels = None
+
+    def at(*degrees):
+        out = np.zeros((len(degrees), d), np.float32)
+        out[:, 0], out[:, 1] = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        return out
+
+    model._add_identity("near", at(0))
+    model._add_identity("wide", at(30, 150))
+    model._embed = lambda images, batch_size: at(20)
+    names, scores = model.identify(np.zeros((1, 8, 8)), threshold=-1)
+    assert names[0] == "wide" and scores[0] == pytest.approx(np.cos(np.radians(10)))
 
 
 def test_remove_and_rename(model, strangers):
@@ -129,8 +163,11 @@ def test_predict_with_a_threshold_applies_the_open_set_rule(tiny_model, make_dat
     assert set(tiny_model.predict(strangers, threshold=1.001)) == {"unknown"}
     auto = tiny_model.predict(faces, threshold="auto")
     np.testing.assert_array_equal(auto, np.where(scores >= tiny_model.threshold, best, "unknown"))
-    gallery_names, vectors = tiny_model.gallery()
-    np.testing.assert_array_equal(best, np.array(gallery_names)[(tiny_model.embed(faces) @ vectors.T).argmax(1)])
+    gallery_names, templates, owners = tiny_model.gallery()
+    similarity = tiny_model.embed(faces) @ templates.T
+    per_identity = np.stack([similarity[:, owners == k].max(axis=1) for k in range(len(gallery_names))], axis=1)
+    np.testing.assert_array_equal(best, np.array(gallery_names)[per_identity.argmax(axis=1)])
+    np.testing.assert_allclose(scores, per_identity.max(axis=1), rtol=1e-6)
 
 
 def test_verify(tiny_model, make_dataset):
@@ -223,8 +260,9 @@ def test_model_file_keeps_enrolled_people_and_threshold(model, strangers, tmp_pa
     model.save(path)
     loaded = load_model(path)
     assert loaded.enrolled == {"dora": 6} and (loaded.threshold, loaded.verify_threshold) == (0.42, 0.37)
-    np.testing.assert_array_equal(loaded.enrolled_vectors()["dora"], model.enrolled_vectors()["dora"])
-    np.testing.assert_array_equal(loaded.centroids, model.centroids)
+    np.testing.assert_array_equal(loaded.enrolled_templates()["dora"], model.enrolled_templates()["dora"])
+    np.testing.assert_array_equal(loaded.templates, model.templates)
+    np.testing.assert_array_equal(loaded.template_labels, model.template_labels)
     np.testing.assert_array_equal(loaded.predict(strangers, threshold="auto"), model.predict(strangers, threshold="auto"))
 
 
@@ -246,7 +284,7 @@ def test_an_old_model_file_loads_with_nobody_enrolled(tiny_model, strangers, mak
     _as_version_1(path)
     old = load_model(path)
     assert old.architecture.head == "dense" and old.enrolled == {}
-    assert old.centroids is None and old.threshold is None and old.verify_threshold is None
+    assert old.templates is None and old.threshold is None and old.verify_threshold is None
     faces = make_dataset(per_class=3, seed=4)
     np.testing.assert_array_equal(old.predict(faces), tiny_model.predict(faces))
     with pytest.raises(ValueError, match="knows nobody"):
@@ -255,6 +293,39 @@ def test_an_old_model_file_loads_with_nobody_enrolled(tiny_model, strangers, mak
         old.verify(faces.images[0], faces.images[1])
     old.enroll("dora", strangers[strangers.labels == 3])
     assert set(old.predict(strangers[strangers.labels == 3])) == {"dora"}
+
+
+def _as_version_2(path, model):
+    """Rewrite a model file as pyface wrote it with one mean embedding per identity."""
+    with np.load(path, allow_pickle=False) as npz:
+        members = {name: npz[name] for name in npz.files if not name.startswith("open_set.")}
+    metadata = json.loads(str(members["metadata"]))
+    metadata["format_version"] = 2
+    metadata["open_set"]["enrolled"] = [{"name": n, "images": c} for n, c in model.enrolled.items()]
+    means = [model.templates[model.template_labels == k].mean(axis=0) for k in range(len(model.names))]
+    members["open_set.centroids"] = np.array([m / np.linalg.norm(m) for m in means], np.float32)
+    means = [t.mean(axis=0) for t in model.enrolled_templates().values()]
+    members["open_set.enrolled"] = np.array([m / np.linalg.norm(m) for m in means], np.float32)
+    members["metadata"] = np.array(json.dumps(metadata))
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+    return members
+
+
+def test_a_version_2_file_loads_with_one_template_per_identity(model, strangers, tmp_path):
+    model.enroll("dora", strangers[strangers.labels == 3])
+    path = tmp_path / "v2.pyface"
+    model.save(path)
+    members = _as_version_2(path, model)
+    old = load_model(path)
+    assert old.enrolled == {"dora": 1} and old.threshold == model.threshold
+    np.testing.assert_array_equal(old.templates, members["open_set.centroids"])
+    np.testing.assert_array_equal(old.template_labels, [0, 1, 2])
+    np.testing.assert_array_equal(old.enrolled_templates()["dora"], members["open_set.enrolled"])
+    names, scores = old.identify(strangers, threshold=-1)
+    emb = old.embed(strangers)
+    np.testing.assert_allclose(scores, (emb @ np.r_[members["open_set.centroids"], members["open_set.enrolled"]].T)
+                               .max(axis=1), rtol=1e-6)
 
 
 def test_cosine_head_has_no_bias_and_scores_are_scaled_cosines():
