@@ -281,11 +281,24 @@ void backward_step(const BackwardStep& s, int64_t begin, int64_t end) {
     in_passes<BackwardTile>(s, s.dg_next ? s.g : 0, begin, end, 0, (s.hp + NR - 1) / NR);
 }
 
+void fma_chains(int64_t rounds, float* sink) {
+    V acc[kFmaChains];
+    for (int j = 0; j < kFmaChains; ++j) acc[j] = splat(sink[0] + float(j));
+    const V scale = splat(0.999999f), shift = splat(1e-6f);
+    for (int64_t r = 0; r < rounds; ++r)
+        for (int j = 0; j < kFmaChains; ++j) acc[j] = acc[j] * scale + shift;
+    V sum = V{};
+    for (int j = 0; j < kFmaChains; ++j) sum += acc[j];
+    float total = 0.0f;
+    for (int l = 0; l < VW; ++l) total += sum[l];
+    *sink = total;
+}
+
 #undef PYFACE_ROWS
 
 static_assert(MR <= 8, "tails are spelled out up to 7 rows");
 
-const Kernels table = {Isa::PYFACE_ISA, PYFACE_ISA_NAME, VW, MR, gemm, forward_step, backward_step};
+const Kernels table = {Isa::PYFACE_ISA, PYFACE_ISA_NAME, VW, MR, gemm, forward_step, backward_step, fma_chains};
 
 }  // namespace
 }  // namespace PYFACE_ISA_NS

@@ -83,7 +83,14 @@ struct Kernels {
     void (*forward_step)(const ForwardStep& s, int64_t row_begin, int64_t row_end, int64_t blk_begin,
                          int64_t blk_end);
     void (*backward_step)(const BackwardStep& s, int64_t row_begin, int64_t row_end);
+    // The throughput probe: `rounds` x kFmaChains independent vector FMAs, the most any float32
+    // kernel on this path can do; writes a result to *sink so that none is optimised away.
+    void (*fma_chains)(int64_t rounds, float* sink);
 };
+
+// Enough independent FMA chains to cover FMA latency times FMA ports on current x86 and ARM
+// cores, few enough to stay in 16 vector registers.
+constexpr int kFmaChains = 12;
 
 const Kernels* kernels_generic();
 const Kernels* kernels_avx2();    // null when not built for x86-64
@@ -158,6 +165,9 @@ private:
 };
 
 int num_threads();
+// Floating-point operations of one fma_chains(rounds) call on each of num_threads() threads,
+// done; the caller times it.
+double fma_probe(int64_t rounds);
 void set_num_threads(int n);
 
 // Bytes the kernel allocates for one call, besides its outputs, for a vector width vw. In

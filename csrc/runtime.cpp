@@ -109,6 +109,15 @@ std::atomic<int>& threads_setting() {
 }  // namespace
 
 int num_threads() { return threads_setting().load(); }
+
+double fma_probe(int64_t rounds) {
+    const Kernels& k = active_kernels();
+    const int threads = num_threads();
+    std::vector<float> sinks(size_t(threads) * 16, 1.0f);  // one cache line per thread
+#pragma omp parallel num_threads(threads)
+    k.fma_chains(rounds, sinks.data() + 16 * omp_get_thread_num());
+    return 2.0 * kFmaChains * k.vw * double(rounds) * threads;
+}
 void set_num_threads(int n) { threads_setting().store(n < 1 ? 1 : n); }
 
 }  // namespace pyface

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _runtime, lstm, reference
 
-__all__ = ["CONFIGS", "IMPLS", "Stack", "flops", "keep_freed_memory", "median_seconds", "run", "format_table", "main"]
+__all__ = ["CONFIGS", "IMPLS", "Stack", "flops", "fma_peak", "keep_freed_memory", "median_seconds", "run", "format_table", "main"]
 
 # name: (batch, time, input, hidden, layers)
 CONFIGS: Dict[str, tuple] = {
@@ -142,6 +142,25 @@ def set_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def fma_peak(*, min_time: float = 0.5) -> float:
+    """GFLOP/s of independent vector FMAs on pyface's threads and instruction set.
+
+    No float32 kernel on this path can go faster: the table reports pyface as a fraction
+    of it. Median over repeated calls of about 0.1 s each.
+    """
+    from . import _core
+
+    rounds = 1 << 16
+    while True:
+        start = time.perf_counter()
+        _core.fma_probe(rounds)
+        if time.perf_counter() - start > 0.05 or rounds >= 1 << 34:
+            break
+        rounds *= 4
+    flops = _core.fma_probe(rounds)
+    return flops / median_seconds(lambda: _core.fma_probe(rounds), min_time=min_time, min_calls=3) / 1e9
+
+
 def median_seconds(fn: Callable[[], object], *, min_time: float = 1.0, min_calls: int = 5) -> float:
     """Median wall time of fn() over at least min_calls calls and min_time seconds, after one warm-up."""
     fn()
@@ -162,7 +181,8 @@ def run(
     min_time: float = 1.0,
     pause: float = 0.5,
 ) -> List[dict]:
-    """Time every (config, threads, mode, impl); rows with median seconds and GFLOP/s.
+    """Time every (config, threads, mode, impl); rows with median seconds, GFLOP/s and the
+    FMA peak of that thread count (:func:`fma_peak`).
 
     Each cell starts after `pause` seconds of idleness. Implementations that are not
     installed (torch) are left out. batch1 is timed for
@@ -173,6 +193,8 @@ def run(
     rows = []
     for n in threads:
         set_threads(n)
+        time.sleep(pause)
+        peak = fma_peak(min_time=min(min_time, 0.5))
         for config in configs:
             for mode in MODES:
                 if config == "batch1" and mode == "train":
@@ -186,17 +208,18 @@ def run(
                     sec = median_seconds(fn, min_time=min_time)
                     rows.append(
                         dict(config=config, threads=n, mode=mode, impl=impl, seconds=sec,
-                             gflops=flops(*CONFIGS[config], mode=mode) / sec / 1e9)
+                             gflops=flops(*CONFIGS[config], mode=mode) / sec / 1e9, peak_gflops=peak)
                     )
     return rows
 
 
 def format_table(rows: List[dict]) -> str:
-    """Markdown table: one line per (config, mode, threads), ms and GFLOP/s per implementation,
-    and how many times faster pyface is than each other implementation."""
+    """Markdown table: one line per (config, mode, threads), ms per implementation, pyface's
+    GFLOP/s and its share of the FMA peak, and how many times faster pyface is than each
+    other implementation."""
     impls = [i for i in IMPLS if any(r["impl"] == i for r in rows)]
     others = [i for i in impls if i != "pyface"]
-    head = ["config", "mode", "threads"] + [f"{i} ms" for i in impls] + ["pyface GFLOP/s"]
+    head = ["config", "mode", "threads"] + [f"{i} ms" for i in impls] + ["pyface GFLOP/s", "% of peak"]
     head += [f"vs {i}" for i in others]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     keys = []
@@ -212,6 +235,7 @@ def format_table(rows: List[dict]) -> str:
         cells += [f"{by_impl[i]['seconds'] * 1e3:.2f}" if i in by_impl else "" for i in impls]
         mine = by_impl.get("pyface")
         cells.append(f"{mine['gflops']:.0f}" if mine else "")
+        cells.append(f"{100 * mine['gflops'] / mine['peak_gflops']:.0f}%" if mine and mine.get("peak_gflops") else "")
         for i in others:
             ok = mine and i in by_impl
             cells.append(f"{by_impl[i]['seconds'] / mine['seconds']:.2f}x" if ok else "")
@@ -279,7 +303,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f", torch {torch.__version__}" if torch is not None else "")
     if args.epoch:
         return _print_epochs(args.epoch, args.threads, [i for i in args.impls if i != "numpy"])
-    print(format_table(run(args.configs, args.threads, args.impls, min_time=args.min_time)))
+    rows = run(args.configs, args.threads, args.impls, min_time=args.min_time)
+    peaks = {r["threads"]: r["peak_gflops"] for r in rows}
+    print("FMA peak: " + ", ".join(f"{peaks[n]:.0f} GFLOP/s on {n} thread{'s' if n > 1 else ''}" for n in peaks))
+    print(format_table(rows))
     return 0
 
 

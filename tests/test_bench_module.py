@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+import pyface
 from pyface import bench
 
 
@@ -29,17 +30,35 @@ def test_unknown_implementation_is_refused():
 
 def test_table_reports_ratios_of_medians():
     rows = [
-        dict(config="standard", threads=2, mode="train", impl="pyface", seconds=0.010, gflops=94.0),
-        dict(config="standard", threads=2, mode="train", impl="numpy", seconds=0.060, gflops=15.7),
+        dict(config="standard", threads=2, mode="train", impl="pyface", seconds=0.010, gflops=94.0, peak_gflops=188.0),
+        dict(config="standard", threads=2, mode="train", impl="numpy", seconds=0.060, gflops=15.7, peak_gflops=188.0),
     ]
     table = bench.format_table(rows)
-    assert "| standard | train | 2 | 10.00 | 60.00 | 94 | 6.00x |" in table
+    assert "| standard | train | 2 | 10.00 | 60.00 | 94 | 50% | 6.00x |" in table
 
 
 def test_main_prints_a_table(capsys):
     assert bench.main(["--configs", "batch1", "--threads", "1", "--impls", "pyface", "numpy", "--min-time", "0"]) == 0
     out = capsys.readouterr().out
-    assert "| batch1 | inference | 1 |" in out and "isa" in out
+    assert "| batch1 | inference | 1 |" in out and "isa" in out and "FMA peak: " in out
+
+
+@pytest.mark.parametrize("isa", pyface.supported_isas())
+def test_fma_probe_counts_its_operations(isa, kernel_threads):
+    from pyface import _core
+
+    before = pyface.get_isa()
+    pyface.set_isa(isa)
+    try:
+        for n in (1, 2):
+            kernel_threads(n)
+            # kFmaChains vector FMAs per round, 2 operations per lane, on every thread.
+            assert _core.fma_probe(10) == 2 * 12 * _core.vector_width() * 10 * n
+    finally:
+        pyface.set_isa(before)
+    for rounds in (0, -1, 1 << 40):
+        with pytest.raises(ValueError, match="rounds"):
+            _core.fma_probe(rounds)
 
 
 def test_epoch_seconds_trains_the_classic_recipe():
@@ -52,6 +71,7 @@ def test_epoch_seconds_trains_the_classic_recipe():
 
 _FAULTS_OF_A_REUSED_BLOCK = """
 import ctypes, ctypes.util, resource, sys
+import pyface
 from pyface import bench
 if sys.argv[1] == "keep":
     assert bench.keep_freed_memory()
