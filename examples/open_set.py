@@ -27,8 +27,10 @@ from pyface.training import train
 
 TRAINED = [f"s{k}" for k in range(1, 31)]
 UNSEEN = [f"s{k}" for k in range(31, 41)]
-# Chosen in docs/experiments.md ("Open set"): the cosine head names unseen people better.
-OPTIONS = {"head": "cosine", "cosine_scale": 30.0}
+# Chosen in docs/experiments.md ("Open set"): the cosine head, wider shifts, turns and zooms
+# and twice the epochs name enrolled people better (94-100 % instead of 84-90 % over 5 seeds).
+OPTIONS = {"head": "cosine", "cosine_scale": 30.0, "epochs": 200,
+           "augment": {"shift": 0.1, "rotation": 10.0, "scale": 0.1}}
 
 
 def enrolled_accuracy(model, unseen) -> float:
