@@ -100,6 +100,7 @@ struct GemmArgs {
     float* c;
     int64_t ldc;
     bool accumulate;
+    const float* row_init;  // n floats every row starts from when not accumulating, or null
 };
 
 // C tile: rows [r0, r0+M), columns of panel p.
@@ -111,13 +112,16 @@ inline void gemm_tile(const GemmArgs& g, int64_t r0, int64_t p) {
     // A partial panel goes through a tile on the stack, so C is never touched past n.
     float tile[M][NR];
     V acc[M][4];
+    // Starting values: C itself, the row_init columns (the bias of the input projection, which
+    // spares a pass that would write it into C first) or zero.
+    const float* init = g.row_init ? g.row_init + c0 : nullptr;
     for (int r = 0; r < M; ++r) {
-        const float* cr = c + r * g.ldc;
+        const float* cr = g.accumulate ? c + r * g.ldc : init;
         if (width < NR) {
-            for (int j = 0; j < NR; ++j) tile[r][j] = g.accumulate && j < width ? cr[j] : 0.0f;
+            for (int j = 0; j < NR; ++j) tile[r][j] = cr && j < width ? cr[j] : 0.0f;
             cr = tile[r];
         }
-        for (int q = 0; q < 4; ++q) acc[r][q] = g.accumulate || width < NR ? load(cr + q * VW) : V{};
+        for (int q = 0; q < 4; ++q) acc[r][q] = cr ? load(cr + q * VW) : V{};
     }
     mma<M>(acc, g.k, g.a + r0 * g.rs, g.rs, g.cs, g.bp + p * g.panel_size);
     for (int r = 0; r < M; ++r) {
@@ -261,13 +265,13 @@ inline void in_passes(const Step& s, int64_t depth, int64_t begin, int64_t end, 
 // Blocked so that a block of A (MC x KC) stays in L2 and one of B (KC x NR) in L1 while they
 // are reused.
 void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
-          const float* bp, float* c, int64_t ldc, bool accumulate) {
+          const float* bp, float* c, int64_t ldc, bool accumulate, const float* row_init) {
     constexpr int64_t MC = 32 * MR;
     for (int64_t i0 = 0; i0 < m; i0 += MC) {
         const int64_t mb = m - i0 < MC ? m - i0 : MC;
         for (int64_t k0 = 0; k0 < k; k0 += KC) {
             const GemmArgs g{n, k - k0 < KC ? k - k0 : KC, a + i0 * rs + k0 * cs, rs, cs, bp + k0 * NR,
-                             k * NR, c + i0 * ldc, ldc, accumulate || k0 > 0};
+                             k * NR, c + i0 * ldc, ldc, accumulate || k0 > 0, row_init};
             over_tiles<GemmTile>(g, 0, mb, 0, (n + NR - 1) / NR);
         }
     }

@@ -209,10 +209,9 @@ void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const fl
         for (int64_t t = steps.begin; t < steps.end; ++t)
             copy_rows(x + t * D, B, D, T * D, xt.data() + t * B * D, D);
 #pragma omp barrier
-        // x W_ih^T + b for a share of the timesteps in one GEMM, accumulated onto the bias.
-        float* pre = gates.data() + steps.begin * step_g;
-        for (int64_t r = 0; r < steps.size() * B; ++r) std::memcpy(pre + r * L.g, bias_g.data(), L.g * sizeof(float));
-        k.gemm(steps.size() * B, L.g, D, xt.data() + steps.begin * B * D, D, 1, wih_p.data(), pre, L.g, true);
+        // x W_ih^T + b for a share of the timesteps in one GEMM.
+        k.gemm(steps.size() * B, L.g, D, xt.data() + steps.begin * B * D, D, 1, wih_p.data(),
+               gates.data() + steps.begin * step_g, L.g, false, bias_g.data());
 
         const Range rows = split_units ? Range{0, B} : share(B);
         const Range blks = split_units ? packed : Range{0, blocks};
@@ -322,7 +321,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
             }
             // dL/dh0 is the recurrent product of the first processed step's gate gradients.
             k.gemm(nb, L.hp, L.g, dg.data() + first * step_g + b0 * L.g, L.g, 1, whh_p.data(),
-                   dh0_pad.data() + b0 * L.hp, L.hp, false);
+                   dh0_pad.data() + b0 * L.hp, L.hp, false, nullptr);
             copy_rows(dh0_pad.data() + b0 * L.hp, nb, H, L.hp, dh0 + b0 * H, H);
             copy_rows(dc.data() + b0 * L.hp, nb, H, L.hp, dc0 + b0 * H, H);
 
@@ -339,7 +338,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
         if (!gate_rows.empty()) {
             const int64_t g0 = gate_rows.begin, ng = gate_rows.size();
             float* rows_acc = acc.data() + g0 * n_in;
-            k.gemm(ng, n_in, BT, dg.data() + g0, 1, L.g, in_p.data(), rows_acc, n_in, false);
+            k.gemm(ng, n_in, BT, dg.data() + g0, 1, L.g, in_p.data(), rows_acc, n_in, false, nullptr);
             unpack_gate_rows(rows_acc, n_in, g0, gate_rows.end, H, D, L, dw_ih);
             unpack_gate_rows(rows_acc + dp, n_in, g0, gate_rows.end, H, H, L, dw_hh);
             std::vector<float> sum(size_t(ng), 0.0f);
@@ -352,7 +351,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
         if (dx) {
             const Range steps = share(T);
             for (int64_t t = steps.begin; t < steps.end; ++t)
-                k.gemm(B, D, L.g, dg.data() + t * step_g, L.g, 1, wih_p.data(), dx + t * D, T * D, false);
+                k.gemm(B, D, L.g, dg.data() + t * step_g, L.g, 1, wih_p.data(), dx + t * D, T * D, false, nullptr);
         }
     }
 }

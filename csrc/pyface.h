@@ -75,10 +75,11 @@ struct Kernels {
     int vw;  // floats per vector
     int mr;  // rows per register tile
 
-    // C[m x n] (+)= A[m x k] * B. A's element (r, j) is a[r*rs + j*cs]; B is packed in panels of
-    // nr columns (pack_panels). Writes only the n columns of C.
+    // C[m x n] = S + A[m x k] * B, where S is C itself when accumulating, else every row is
+    // row_init (n floats) or zero when that is null. A's element (r, j) is a[r*rs + j*cs]; B is
+    // packed in panels of nr columns (pack_panels). Writes only the n columns of C.
     void (*gemm)(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
-                 const float* b_packed, float* c, int64_t ldc, bool accumulate);
+                 const float* b_packed, float* c, int64_t ldc, bool accumulate, const float* row_init);
     // Rows [row_begin, row_end) x hidden blocks [blk_begin, blk_end) (vw units each).
     void (*forward_step)(const ForwardStep& s, int64_t row_begin, int64_t row_end, int64_t blk_begin,
                          int64_t blk_end);
