@@ -55,6 +55,32 @@ def test_training_keeps_the_training_embeddings_as_templates_and_a_threshold(tin
     assert tiny_model.threshold == pytest.approx(equal_error_rate(*roc_curve(genuine, impostor))[1])
 
 
+def test_thresholds_of_a_large_training_set_come_from_a_fixed_sample(monkeypatch):
+    from pyface import training
+
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((40, 5)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(4), 10)
+
+    class Features:  # the network's summaries, given by hand
+        arch = Architecture(n_classes=4, image_size=2)
+
+        def features(self, images):
+            return emb[images[:, 0, 0].astype(int)]
+
+    images = np.zeros((40, 2, 2), np.float32)
+    images[:, 0, 0] = np.arange(40)
+    monkeypatch.setattr(training, "_THRESHOLD_FACES", 12)
+    seen = []
+    monkeypatch.setattr(training, "pair_scores", lambda e, l: seen.append(len(l)) or pair_scores(e, l))
+    ref = training._open_set_reference(Features(), (images, labels), (images[:0], labels[:0]))
+    # Every face is a template; the thresholds are measured on 12 of them, the same 12 every time.
+    assert len(ref["templates"]) == 40 and seen == [12]
+    assert training._open_set_reference(Features(), (images, labels), (images[:0], labels[:0])) \
+        ["verify_threshold"] == ref["verify_threshold"]
+
+
 def test_identification_scores_by_hand():
     # Two people on the unit circle: a at 0 and 90 degrees, b at 180 degrees (alone).
     emb = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
