@@ -7,8 +7,8 @@ counts); each weight array is the member ``param.<name>``, the trained people's 
 ``open_set.templates`` with their labels ``open_set.template_labels``, and the enrolled
 people's templates, one after the other, ``open_set.enrolled``. Version 2 files kept one
 mean embedding per person: each loads as that person's only template. Version 1 files,
-from before the open set, load with no templates, no threshold and nobody enrolled. Files are read with pickling disabled,
-so opening a model file never runs code from it.
+from before the open set, load with no templates, no threshold and nobody enrolled.
+Files are read with pickling disabled, so opening a model file never runs code from it.
 """
 
 from __future__ import annotations
