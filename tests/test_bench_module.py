@@ -71,7 +71,6 @@ def test_epoch_seconds_trains_the_classic_recipe():
 
 _FAULTS_OF_A_REUSED_BLOCK = """
 import ctypes, ctypes.util, resource, sys
-import pyface
 from pyface import bench
 if sys.argv[1] == "keep":
     assert bench.keep_freed_memory()
@@ -90,9 +89,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
-def test_keep_freed_memory_stops_page_faults_on_reused_blocks():
+def test_keep_freed_memory_stops_page_faults_on_reused_blocks(tmp_path):
     def faults(mode):
-        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_REUSED_BLOCK, mode],
+        # Run outside the source folder, whose pyface/ (no compiled module) would shadow the installed one.
+        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_REUSED_BLOCK, mode], cwd=tmp_path,
                              capture_output=True, text=True, check=True).stdout
         return int(out)
 
