@@ -280,10 +280,13 @@ class FaceRecognizer:
         """
         limit = self._threshold(threshold)
         names, templates, owners = self.gallery()
-        similarity = self._embed(self._images(inputs), batch_size) @ templates.T
+        embedded = self._embed(self._images(inputs), batch_size)
         starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-        per_identity = np.maximum.reduceat(similarity, starts, axis=1) if len(similarity) else \
-            np.zeros((0, len(names)), similarity.dtype)
+        per_identity = np.zeros((len(embedded), len(names)), dtype=embedded.dtype)
+        # In blocks of faces, so the faces x templates similarities never all exist at once.
+        for start in range(0, len(embedded), batch_size):
+            block = embedded[start : start + batch_size] @ templates.T
+            per_identity[start : start + batch_size] = np.maximum.reduceat(block, starts, axis=1)
         best = per_identity.argmax(axis=1)
         scores = per_identity[np.arange(len(best)), best].astype(np.float64)
         answer = np.array(names, dtype=object)[best]

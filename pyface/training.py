@@ -278,11 +278,11 @@ def _open_set_reference(network: Network, train: tuple, validation: tuple) -> di
     """The trained people's templates and the default cosine thresholds.
 
     The templates are the unit embeddings of the training images, with their labels.
-    Faces whose embedding is not finite (weights on the way to diverging) are left
-    out. Both thresholds are equal-error-rate thresholds, measured on the validation images
+    Faces whose embedding is not finite (weights on the way to diverging) are left out.
+    Both thresholds are equal-error-rate thresholds, measured on the validation images
     when they show at least two people, else on the training images (a fixed sample of
-    ``_THRESHOLD_FACES`` of them when there are more): ``threshold`` of
-    the open-set rule with each image left out of the gallery in turn
+    ``_THRESHOLD_FACES`` of them when there are more): ``threshold`` of the open-set
+    rule with each image left out of the gallery in turn
     (:func:`~pyface.open_set.identification_scores`), ``verify_threshold`` of all pairs
     of images.
     """

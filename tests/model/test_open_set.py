@@ -196,6 +196,15 @@ def test_predict_with_a_threshold_applies_the_open_set_rule(tiny_model, make_dat
     np.testing.assert_allclose(scores, per_identity.max(axis=1), rtol=1e-6)
 
 
+def test_identify_in_small_blocks_answers_the_same(tiny_model, make_dataset):
+    faces = make_dataset(per_class=3, seed=4)
+    whole = tiny_model.identify(faces, threshold=0.5)
+    blocks = tiny_model.identify(faces, threshold=0.5, batch_size=2)
+    np.testing.assert_array_equal(blocks[0], whole[0])
+    np.testing.assert_allclose(blocks[1], whole[1], rtol=1e-6)
+    assert tiny_model.identify(faces[:0], threshold=0.5)[0].shape == (0,)
+
+
 def test_verify(tiny_model, make_dataset):
     faces = make_dataset(per_class=2, seed=6)
     a, b, c = (np.rint(faces.images[i] * 255).astype(np.uint8) for i in (0, 1, 2))
