@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ._blas import one_blas_thread
+
 VIEWS = ("rows", "columns")
 POOLINGS = ("last", "mean")
 HEADS = ("dense", "cosine")
@@ -185,7 +187,8 @@ class Network:
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """Summaries (N, feature_size) of preprocessed images (N, S, S) in [0, 1], as the head sees them at test time."""
-        return self._features(images, training=False, rng=None)[0]
+        with one_blas_thread():
+            return self._features(images, training=False, rng=None)[0]
 
     def _features(self, images: np.ndarray, *, training: bool, rng: np.random.Generator | None):
         """The concatenated summaries (N, feature_size), dropped out in training, and the LSTM cache."""
@@ -232,8 +235,9 @@ class Network:
         With ``training=True`` dropout is active (drawn from ``rng``) and the second
         return value is the cache for :meth:`backward`; otherwise it is None.
         """
-        features, cache = self._features(images, training=training, rng=rng)
-        logits = self._head(features)
+        with one_blas_thread():
+            features, cache = self._features(images, training=training, rng=rng)
+            logits = self._head(features)
         if not training:
             return logits, None
         cache["features"] = features
@@ -259,6 +263,10 @@ class Network:
 
     def backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
         """Gradients of every parameter, given the gradient of the loss w.r.t. the scores."""
+        with one_blas_thread():
+            return self._backward(dlogits, cache)
+
+    def _backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
         arch, k = self.arch, self.kernel
         H, T = arch.hidden_size, arch.image_size
         dlogits = np.asarray(dlogits, dtype=self.dtype)
