@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .augment import Augmentation
+from .blend import blend_people
 from .checkpoint import (
     TrainingState,
     data_fingerprint,
@@ -42,6 +43,7 @@ class TrainingSettings:
     augment: Augmentation | None = Augmentation()
     validation_fraction: float = 0.0
     patience: int = 20
+    blended_people: int = 0
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -58,6 +60,9 @@ class TrainingSettings:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience}")
+        if isinstance(self.blended_people, bool) or not isinstance(self.blended_people, (int, np.integer)) \
+                or self.blended_people < 0:
+            raise ValueError(f"blended_people must be a non-negative integer, got {self.blended_people!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -166,8 +171,11 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 def _rngs(entropy: int) -> dict[str, np.random.Generator]:
     """The run's independent random generators, all derived from one seed."""
-    names = ("init", "split", "batch", "augment", "dropout")
-    return {name: np.random.default_rng(s) for name, s in zip(names, np.random.SeedSequence(entropy).spawn(5))}
+    # Spawned children do not depend on how many are spawned: adding a name at the end
+    # leaves the others, and so the models of earlier versions, as they were.
+    names = ("init", "split", "batch", "augment", "dropout", "blend")
+    return {name: np.random.default_rng(s)
+            for name, s in zip(names, np.random.SeedSequence(entropy).spawn(len(names)))}
 
 
 # Generators still drawn from after the first epoch begins, so part of a checkpoint.
@@ -304,9 +312,12 @@ def _model(network: Network, params: dict, dataset: FaceDataset, settings: Train
            history: dict, best_epoch, train: tuple, validation: tuple) -> FaceRecognizer:
     """A recognizer with a copy of ``params``, independent of the network that goes on training.
 
-    ``train`` and ``validation`` are (images, labels) of the run, for the open-set references.
+    ``train`` and ``validation`` are (images, labels) of the run's real people, for the
+    open-set references. Blended people (score rows past the data set's names) are left out.
     """
-    final = Network(network.arch, {n: v.copy() for n, v in params.items()}, kernel=network.kernel)
+    people = len(dataset.names)
+    kept = {n: (v[:people] if n.startswith("dense.") else v).copy() for n, v in params.items()}
+    final = Network(replace(network.arch, n_classes=people), kept, kernel=network.kernel)
     return FaceRecognizer(final, dataset.names, dataset.preprocessor,
                           training={"seed": seed, **settings.to_dict()},
                           history={**history, "best_epoch": best_epoch},
@@ -327,13 +338,17 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
     ``options`` set the architecture (hidden_size, num_layers, bidirectional, views,
     pooling, dropout, head, cosine_scale) and the training (epochs, batch_size, learning_rate,
     lr_schedule, warmup_epochs, weight_decay, clip_norm, label_smoothing,
-    class_weight, augment, validation_fraction, patience); ``augment`` takes an
+    class_weight, augment, validation_fraction, patience, blended_people); ``augment`` takes an
     :class:`~pyface.augment.Augmentation` or a dict of its fields, ``None``/``False``
     to turn it off, or ``True`` for the default. With ``validation_fraction > 0`` a stratified part of
     the training images is held out, training stops once its accuracy (then loss)
     has not improved for ``patience`` epochs, and the best weights are restored.
     ``validation_data`` (a FaceDataset) serves the same purpose with images kept
-    apart by the caller. ``kernel`` replaces the native LSTM kernel (tests only).
+    apart by the caller. ``blended_people`` made-up people, each the pixel blend of a
+    different pair of the training people (:func:`~pyface.blend.blend_people`), are
+    trained on beside the real ones and left out of the model (the training accuracy
+    counts them); they make the embeddings tell new people apart better (docs/experiments.md).
+    ``kernel`` replaces the native LSTM kernel (tests only).
 
     ``checkpoint`` (a path) receives everything needed to resume, atomically, every
     ``checkpoint_every`` epochs (None: only on Ctrl-C). Ctrl-C raises
@@ -381,8 +396,9 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
         arch, settings = _resumed_run(resume, arch_options, training_options, resumed_run)
         seed, entropy = resumed_run["seed"], resumed_run["entropy"]
     else:
-        arch = Architecture(n_classes=len(dataset.names), image_size=images.shape[1], **arch_options)
         settings = TrainingSettings(**training_options)
+        arch = Architecture(n_classes=len(dataset.names) + settings.blended_people, image_size=images.shape[1],
+                            **arch_options)
         # seed=None draws fresh entropy; recording it lets a checkpoint of such a run resume.
         entropy = np.random.SeedSequence(seed).entropy
     run.update(architecture=arch.to_dict(), settings=settings.to_dict(), seed=seed, entropy=entropy)
@@ -399,10 +415,14 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
             train_idx, val_idx = np.arange(len(y)), np.array([], dtype=np.int64)
         x_train, y_train = images[train_idx], y[train_idx]
         x_val, y_val = images[val_idx], y[val_idx]
-    weights = class_weights(y_train, arch.n_classes) if settings.class_weight == "balanced" else None
+    x_fit, y_fit = x_train, y_train
+    if settings.blended_people:
+        x_blend, y_blend = blend_people(x_train, y_train, settings.blended_people, len(dataset.names), rngs["blend"])
+        x_fit, y_fit = np.concatenate([x_train, x_blend]), np.concatenate([y_train, y_blend])
+    weights = class_weights(y_fit, arch.n_classes) if settings.class_weight == "balanced" else None
 
     optimizer = Adam(network.params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    steps_per_epoch = -(-len(y_train) // settings.batch_size)
+    steps_per_epoch = -(-len(y_fit) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     warmup_steps = steps_per_epoch * settings.warmup_epochs
     history = {k: [] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")}
@@ -422,7 +442,7 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
                 break
             started = time.perf_counter()
             try:
-                loss, accuracy, lr = _train_epoch(network, optimizer, x_train, y_train, weights, settings, rngs,
+                loss, accuracy, lr = _train_epoch(network, optimizer, x_fit, y_fit, weights, settings, rngs,
                                                   total_steps, warmup_steps)
                 if len(y_val):
                     val_loss, val_acc = _evaluate_loss(network, x_val, y_val, 256)

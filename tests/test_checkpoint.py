@@ -55,8 +55,9 @@ def assert_same_weights(a, b):
         np.testing.assert_array_equal(value, b.network.params[name], err_msg=name)
 
 
-@pytest.mark.parametrize("extra", [{}, {"validation_fraction": 0.34, "patience": 2, "epochs": 7}],
-                         ids=["plain", "early-stopping"])
+@pytest.mark.parametrize("extra", [{}, {"validation_fraction": 0.34, "patience": 2, "epochs": 7},
+                                   {"blended_people": 2}],
+                         ids=["plain", "early-stopping", "blended-people"])
 def test_ctrl_c_saves_a_checkpoint_that_resumes_to_the_uninterrupted_weights(faces, tmp_path, monkeypatch,
                                                                              one_thread, extra):
     options = {**OPTIONS, **extra}

@@ -3,6 +3,7 @@ import pytest
 from pyface import reference
 from pyface.augment import Augmentation
 from pyface.preprocess import Preprocessor
+from pyface import training
 from pyface.training import class_weights, stratified_holdout, train
 
 
@@ -108,9 +109,28 @@ def test_progress_bar_unless_quiet(faces, capsys, tiny):
     assert capsys.readouterr().err == ""
 
 
+def test_blended_people_are_trained_on_and_left_out_of_the_model(faces, tiny, monkeypatch):
+    seen = []
+    real = training._train_epoch
+
+    def recording(network, optimizer, x, y, *args, **kwargs):
+        seen.append((network.arch.n_classes, np.unique(y)))
+        return real(network, optimizer, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(training, "_train_epoch", recording)
+    model = train(faces, blended_people=2, epochs=2, quiet=True, **tiny)
+    assert [(n, list(labels)) for n, labels in seen] == [(5, [0, 1, 2, 3, 4])] * 2
+    assert model.names == faces.names and model.network.arch.n_classes == 3
+    assert model.network.params["dense.weight"].shape[0] == 3 and model.network.params["dense.bias"].shape == (3,)
+    assert len(model.templates) == len(faces)
+    assert set(model.predict(faces)) <= set(faces.names)
+    assert model.training["blended_people"] == 2
+
+
 @pytest.mark.parametrize("options,error", [
     ({"epochs": 0}, ValueError), ({"class_weight": "inverse"}, ValueError),
     ({"learning_rate": -1.0}, ValueError), ({"layers": 2}, TypeError),
+    ({"blended_people": -1}, ValueError), ({"blended_people": 1.5}, ValueError), ({"blended_people": 4}, ValueError),
 ])
 def test_bad_options(faces, options, error):
     with pytest.raises(error):
