@@ -42,6 +42,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norms > 0, norms, 1)).astype(x.dtype)
 
 
+def embed_images(network: Network, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Unit-length embeddings (N, feature_size) float32 of preprocessed images (N, S, S), in batches."""
+    batches = [network.features(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+    out = np.concatenate(batches) if batches else np.zeros((0, network.arch.feature_size))
+    return _unit(out.astype(np.float32, copy=False))
+
+
 def _identity_name(name) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a person's name must be a non-empty string, got {name!r}")
@@ -175,10 +182,7 @@ class FaceRecognizer:
         return self._embed(self._images(inputs), batch_size)
 
     def _embed(self, images: np.ndarray, batch_size: int) -> np.ndarray:
-        out = np.empty((len(images), self.network.arch.feature_size), dtype=np.float32)
-        for start in range(0, len(images), batch_size):
-            out[start : start + batch_size] = self.network.features(images[start : start + batch_size])
-        return _unit(out)
+        return embed_images(self.network, images, batch_size)
 
     # ------------------------------------------------------------------ the open set
 

@@ -22,7 +22,7 @@ from .model_io import non_finite_parameters
 from .network import Architecture, Network, init_parameters, softmax_cross_entropy
 from .open_set import eer_threshold, identification_scores, pair_scores
 from .optim import Adam, clip_grad_norm, learning_rate
-from .recognizer import FaceRecognizer
+from .recognizer import FaceRecognizer, embed_images
 
 CLASS_WEIGHTS = (None, "balanced")
 
@@ -267,12 +267,6 @@ def _resumed_run(path, arch_options: dict, training_options: dict, run: dict) ->
     return arch, settings
 
 
-def _unit_features(network: Network, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Unit-length summaries (N, feature_size) of preprocessed images (N, S, S)."""
-    out = np.concatenate([network.features(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.finfo(out.dtype).tiny)
-
-
 def _finite_rows(embedded: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     finite = np.isfinite(embedded).all(axis=1)
     return embedded[finite], labels[finite]
@@ -295,10 +289,10 @@ def _open_set_reference(network: Network, train: tuple, validation: tuple) -> di
     of images.
     """
     (x_train, y_train), (x_val, y_val) = train, validation
-    embedded, labels = _finite_rows(_unit_features(network, x_train), y_train)
+    embedded, labels = _finite_rows(embed_images(network, x_train), y_train)
     reference = {"templates": embedded, "template_labels": labels} if len(labels) else {}
     if len(np.unique(y_val)) > 1:
-        embedded, labels = _finite_rows(_unit_features(network, x_val), y_val)
+        embedded, labels = _finite_rows(embed_images(network, x_val), y_val)
     if len(labels) > _THRESHOLD_FACES:
         # All pairs of N faces are N^2/2 scores: a fixed sample bounds the memory and time.
         keep = np.sort(np.random.default_rng(0).choice(len(labels), _THRESHOLD_FACES, replace=False))
