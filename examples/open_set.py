@@ -26,7 +26,7 @@ import numpy as np
 
 from pyface import plots
 from pyface.data import load_images
-from pyface.open_set import equal_error_rate, pair_scores, roc_curve, select_people, tar_at_far
+from pyface.recognition.open_set import equal_error_rate, pair_scores, roc_curve, select_people, tar_at_far
 from pyface.training import train
 
 PEOPLE = [f"s{k}" for k in range(1, 41)]

@@ -7,10 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from pyface import cli, model_io, training
-from pyface.checkpoint import load_checkpoint
+from pyface import cli
+
+from pyface.recognition import model_file as model_io
+
+from pyface.training import loop as training
+from pyface.training.checkpoint import load_checkpoint
 from pyface.datasets import synthetic_faces
-from pyface.model_io import ModelFileError, load_model
+from pyface.recognition.model_file import ModelFileError, load_model
 from pyface.training import TrainingInterrupted, train
 
 # Two layers, both readings, augmentation and dropout: every random generator and every

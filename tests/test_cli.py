@@ -11,12 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
+import importlib
+
 import pyface
 from pyface import cli
 from pyface.data import load_images
 from pyface.datasets import synthetic_faces
-from pyface.explain import explain
-from pyface.model_io import load_model
+from pyface.recognition.explain import explain
+from pyface.recognition.model_file import load_model
 
 # A small, fast network: a few seconds of training for all the tests together.
 TINY = ["--epochs", "3", "--hidden", "8", "--layers", "1", "--no-bidirectional", "--size", "16", "--quiet"]
@@ -378,7 +380,7 @@ def test_an_unexpected_failure_is_one_line_with_a_hint(trained, faces_dir, capsy
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(cli, "_report", broken)
+    monkeypatch.setattr(importlib.import_module("pyface.cli.main"), "_report", broken)
     status, _, err = run(capsys, "evaluate", trained[0], faces_dir)
     assert_one_line_error(status, err, "unexpected ZeroDivisionError", "--debug")
 

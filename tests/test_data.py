@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pyface.data import FaceDataset, from_arrays, load_images
-from pyface.preprocess import Preprocessor
+from pyface.data.preprocess import Preprocessor
 
 ORL_NAMES = [f"s{i}" for i in range(1, 41)]
 ORL_FILES = [f"{i}.pgm" for i in range(1, 11)]

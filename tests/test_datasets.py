@@ -14,8 +14,8 @@ import pytest
 from pyface import datasets
 from pyface.data import FaceDataset
 from pyface.datasets import fetch_att_faces, get_data_home, synthetic_faces
-from pyface.matfile import MatFileError, read_matrix
-from pyface.preprocess import Preprocessor
+from pyface.data.matfile import MatFileError, read_matrix
+from pyface.data.preprocess import Preprocessor
 
 # ----------------------------------------------------------------------------- a MAT-v5 writer
 

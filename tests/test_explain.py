@@ -4,12 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
-from pyface import reference
+from pyface.kernel import reference
 from pyface.data import from_arrays
-from pyface.explain import Explanation, explain, explanation, input_gradients, render
-from pyface.network import Architecture, Network, init_parameters
-from pyface.preprocess import Preprocessor
-from pyface.recognizer import FaceRecognizer
+from pyface.recognition.explain import Explanation, explain, explanation, input_gradients, render
+from pyface.nn.network import Architecture, Network, init_parameters
+from pyface.data.preprocess import Preprocessor
+from pyface.recognition.recognizer import FaceRecognizer
 from pyface.training import train
 
 ARCHITECTURES = [

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pyface
-from pyface import reference
+from pyface.kernel import reference
 
 RTOL = 1e-4  # max |kernel - reference| / max |reference|, per tensor
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyface
-from pyface import reference
+from pyface.kernel import reference
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = [np.float32, np.float32, np.float32, np.float64, np.float16, np.int32]
@@ -135,7 +135,7 @@ def test_workspace_beyond_memory_is_refused():
 
 def test_workspace_bytes_matches_the_cache():
     B, T, D, H = 3, 5, 7, 9
-    sizes = pyface.lstm.workspace_bytes(B, T, D, H)
+    sizes = pyface.kernel.lstm.workspace_bytes(B, T, D, H)
     _, _, cache = pyface.lstm_forward(
         np.zeros((B, T, D), np.float32), np.zeros((4 * H, D), np.float32), np.zeros((4 * H, H), np.float32),
         np.zeros(4 * H, np.float32),

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-import pyface.preprocess as preprocess
-from pyface.preprocess import Preprocessor, frontal_face_cascade_path
+import pyface.data.preprocess as preprocess
+from pyface.data.preprocess import Preprocessor, frontal_face_cascade_path
 
 
 @pytest.fixture(scope="module")

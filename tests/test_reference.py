@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pyface.reference import lstm_backward, lstm_forward
+from pyface.kernel.reference import lstm_backward, lstm_forward
 
 B, T, D, H = 2, 3, 4, 5
 

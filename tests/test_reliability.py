@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import pyface
-from pyface import lstm
-from pyface.checkpoint import load_checkpoint
+from pyface.kernel import lstm
+from pyface.training.checkpoint import load_checkpoint
 from pyface.data import load_images
 from pyface.datasets import synthetic_faces
-from pyface.model_io import load_model
-from pyface.preprocess import Preprocessor
+from pyface.recognition.model_file import load_model
+from pyface.data.preprocess import Preprocessor
 from pyface.training import TrainingDivergedError, train
 
 TINY = {"hidden_size": 8, "num_layers": 1, "views": ("rows",), "bidirectional": False, "augment": None,

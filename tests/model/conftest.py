@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pyface.data import from_arrays
-from pyface.preprocess import Preprocessor
+from pyface.data.preprocess import Preprocessor
 
 # A network small enough to train in well under a second on a few dozen 16-pixel images.
 TINY = {"hidden_size": 8, "num_layers": 1, "views": ("rows",), "bidirectional": False, "augment": None,

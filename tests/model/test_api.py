@@ -1,10 +1,10 @@
 """The model, training and model-file API is reachable from the package itself."""
 
 import pyface
-from pyface.augment import Augmentation
+from pyface.training.augment import Augmentation
 from pyface.estimator import LSTMFaceClassifier
-from pyface.model_io import ModelFileError, load_model
-from pyface.recognizer import FaceRecognizer
+from pyface.recognition.model_file import ModelFileError, load_model
+from pyface.recognition.recognizer import FaceRecognizer
 from pyface.training import train
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pyface.augment import Augmentation
+from pyface.training.augment import Augmentation
 
 OFF = dict(shift=0.0, rotation=0.0, scale=0.0, flip=False, brightness=0.0, contrast=0.0)
 

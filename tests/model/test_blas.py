@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from pyface import reference
-from pyface._blas import one_blas_thread, openblas_threads_api
-from pyface.network import Architecture, Network, init_parameters
+from pyface.kernel import reference
+from pyface.kernel.blas import one_blas_thread, openblas_threads_api
+from pyface.nn.network import Architecture, Network, init_parameters
 
 
 def numpy_blas_name() -> str:

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from pyface.blend import blend_people
+from pyface.training.blend import blend_people
 
 
 def people(counts, size=4, seed=0):

@@ -5,8 +5,8 @@ import zipfile
 import numpy as np
 import pytest
 
-import pyface.model_io as model_io
-from pyface.model_io import FORMAT_VERSION, ModelFileError, load_model, save_model
+import pyface.recognition.model_file as model_io
+from pyface.recognition.model_file import FORMAT_VERSION, ModelFileError, load_model, save_model
 
 
 @pytest.fixture()

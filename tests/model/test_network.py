@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pyface import reference
-from pyface.network import Architecture, Network, init_parameters, softmax, softmax_cross_entropy
+from pyface.kernel import reference
+from pyface.nn.network import Architecture, Network, init_parameters, softmax, softmax_cross_entropy
 
 CONFIGS = [
     # views, bidirectional, num_layers, pooling, head

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from pyface.optim import Adam, clip_grad_norm, learning_rate
+from pyface.nn.optim import Adam, clip_grad_norm, learning_rate
 
 
 def test_adam_two_steps_by_hand():

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pyface.preprocess import Preprocessor
+from pyface.data.preprocess import Preprocessor
 
 
 @pytest.fixture(scope="module")

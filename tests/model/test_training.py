@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from pyface import reference
-from pyface.augment import Augmentation
-from pyface.preprocess import Preprocessor
-from pyface import training
-from pyface.training import class_weights, stratified_holdout, train
+from pyface.kernel import reference
+from pyface.training.augment import Augmentation
+from pyface.data.preprocess import Preprocessor
+from pyface.training import loop as training
+from pyface.training.loop import class_weights, stratified_holdout, train
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model_io import (
+from ..recognition.model_file import (
     ModelFileError,
     non_finite_parameters,
     read_npz,
     write_npz_atomically,
 )
-from .network import Architecture
+from ..nn.network import Architecture
 
 FORMAT = "pyface-checkpoint"
 FORMAT_VERSION = 1

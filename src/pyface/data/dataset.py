@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .preprocess import Preprocessor
+from ..data.preprocess import Preprocessor
 
 __all__ = ["FaceDataset", "load_images", "from_arrays"]
 

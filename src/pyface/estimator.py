@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 
-from .network import Architecture
-from .preprocess import Preprocessor
-from .recognizer import _read_image
-from .training import TrainingSettings, train
+from .nn.network import Architecture
+from .data.preprocess import Preprocessor
+from .recognition.recognizer import _read_image
+from .training.loop import TrainingSettings, train
 
 _A = Architecture.__dataclass_fields__
 _T = TrainingSettings.__dataclass_fields__

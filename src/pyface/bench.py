@@ -17,7 +17,11 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from . import _runtime, lstm, reference
+from .kernel import runtime as _runtime
+
+from .kernel import lstm
+
+from .kernel import reference
 
 __all__ = ["CONFIGS", "IMPLS", "Stack", "flops", "fma_peak", "keep_freed_memory", "median_seconds", "run", "format_table", "main"]
 
@@ -255,7 +259,7 @@ def epoch_seconds(images: np.ndarray, labels: np.ndarray, impl: str, *, epochs: 
     """Median seconds per epoch of the classic recipe trained on (N, S, S) float32 images in
     [0, 1] with integer labels, by pyface.train or by an equivalent torch.nn.LSTM loop."""
     if impl == "pyface":
-        from .training import train
+        from .training.loop import train
 
         model = train(images, labels, seed=seed, quiet=True, epochs=epochs, **CLASSIC)
         return float(np.median(model.history["seconds"][1:]))
@@ -313,7 +317,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _print_epochs(folder: str, threads: Iterable[int], impls: List[str]) -> int:
     import resource
 
-    from .data import load_images
+    from .data.dataset import load_images
 
     train_set, _ = load_images(folder).split(test_size=0.2, seed=42)
     keep_freed_memory()

@@ -1,5 +1,5 @@
 """``python -m pyface``: the ``pyface`` command."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

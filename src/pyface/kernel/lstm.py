@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ._runtime import _core
+from .runtime import _core
 
 __all__ = ["LstmCache", "LstmGrads", "lstm_forward", "lstm_backward", "workspace_bytes"]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import FaceDataset, from_arrays, load_images
-from .matfile import read_matrix
-from .preprocess import Preprocessor
-from .synthetic import synthetic_faces
+from .data.dataset import FaceDataset, from_arrays, load_images
+from .data.matfile import read_matrix
+from .data.preprocess import Preprocessor
+from .data.synthetic import synthetic_faces
 
 __all__ = ["fetch_att_faces", "synthetic_faces", "get_data_home"]
 

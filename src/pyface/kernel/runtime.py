@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 try:
-    from . import _core
+    from .. import _core
 except ImportError as exc:  # the bare source tree has no compiled module
     raise ImportError(
         "pyface's native module pyface._core is missing: this is probably the source folder, "

@@ -14,9 +14,9 @@ import os
 
 import numpy as np
 
-from . import data
-from .data import FaceDataset
-from .network import Network, softmax, softmax_cross_entropy
+from ..data import dataset as data
+from ..data.dataset import FaceDataset
+from ..nn.network import Network, softmax, softmax_cross_entropy
 
 UNKNOWN = "unknown"
 
@@ -340,6 +340,6 @@ class FaceRecognizer:
 
     def save(self, path) -> None:
         """Write the model to one file, atomically (see :func:`pyface.model_io.save_model`)."""
-        from .model_io import save_model  # model_io imports this module to build recognizers
+        from ..recognition.model_file import save_model  # model_io imports this module to build recognizers
 
         save_model(self, path)

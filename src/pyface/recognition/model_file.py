@@ -22,9 +22,9 @@ import zlib
 
 import numpy as np
 
-from .network import Architecture, Network
-from .preprocess import Preprocessor
-from .recognizer import FaceRecognizer
+from ..nn.network import Architecture, Network
+from ..data.preprocess import Preprocessor
+from ..recognition.recognizer import FaceRecognizer
 
 FORMAT = "pyface-model"
 FORMAT_VERSION = 3

@@ -116,7 +116,7 @@ def _output_file(path: str, option: str) -> Path:
 
 
 def _load_model(path: str):
-    from .model_io import load_model
+    from ..recognition.model_file import load_model
 
     if not Path(path).exists():
         raise UserError(f"model file not found: {path}")
@@ -126,7 +126,7 @@ def _load_model(path: str):
 
 
 def _load_faces(folder: Path, preprocessor):
-    from .data import load_images
+    from ..data.dataset import load_images
 
     try:
         return load_images(folder, preprocessor=preprocessor)
@@ -144,7 +144,7 @@ def _percent(value: float | None) -> str:
 
 
 def _plot_or_say(draw: Callable[[], list[Path]]) -> None:
-    from . import plots
+    from .. import plots
 
     if not plots.matplotlib_available():
         _say(plots.MISSING_MESSAGE)
@@ -236,9 +236,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import plots
-    from .preprocess import Preprocessor
-    from .training import TrainingInterrupted, train
+    from .. import plots
+    from ..data.preprocess import Preprocessor
+    from ..training.loop import TrainingInterrupted, train
 
     folder = _existing_folder(args.folder, "face folder")
     out = _output_file(args.out, "--out")
@@ -460,7 +460,7 @@ def _row_ranges(rows: np.ndarray) -> str:
 def cmd_explain(args: argparse.Namespace) -> int:
     import cv2
 
-    from .explain import explanation, render
+    from ..recognition.explain import explanation, render
 
     model = _load_model(args.model)
     if not Path(args.image).is_file():
@@ -489,7 +489,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ._runtime import info
+    from ..kernel.runtime import info
 
     details = info()
     if args.json:
@@ -507,8 +507,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
-    from ._runtime import get_num_threads
+    from .. import bench
+    from ..kernel.runtime import get_num_threads
 
     batch, steps, inputs, hidden, layers = bench.CONFIGS["standard"]
     threads = args.threads or [get_num_threads()]
@@ -526,10 +526,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import cv2
 
-    from . import plots
-    from .datasets import synthetic_faces
-    from .explain import explanation, render
-    from .training import train
+    from .. import plots
+    from ..datasets import synthetic_faces
+    from ..recognition.explain import explanation, render
+    from ..training.loop import train
 
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -596,9 +596,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pyface`` command."""
-    from . import __version__
-    from .network import Architecture
-    from .training import TrainingSettings
+    from .. import __version__
+    from ..nn.network import Architecture
+    from ..training.loop import TrainingSettings
 
     # pyface.train's own defaults, shown in the help and used when an option is not given.
     trained = {f.name: f.default for cls in (Architecture, TrainingSettings) for f in dataclasses.fields(cls)}
@@ -722,7 +722,7 @@ def _warnings_as_lines():
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``pyface`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    from .model_io import ModelFileError
+    from ..recognition.model_file import ModelFileError
 
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to tell how to resume an interrupted run

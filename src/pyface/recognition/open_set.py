@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import FaceDataset
-from .recognizer import UNKNOWN, FaceRecognizer
+from ..data.dataset import FaceDataset
+from ..recognition.recognizer import UNKNOWN, FaceRecognizer
 
 
 def roc_curve(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ._blas import one_blas_thread
+from ..kernel.blas import one_blas_thread
 
 VIEWS = ("rows", "columns")
 POOLINGS = ("last", "mean")
@@ -140,7 +140,7 @@ def init_parameters(arch: Architecture, rng: np.random.Generator, dtype=np.float
 
 
 def _default_kernel():
-    from . import lstm
+    from ..kernel import lstm
 
     return lstm
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .network import Network, softmax
-from .recognizer import FaceRecognizer
+from ..nn.network import Network, softmax
+from ..recognition.recognizer import FaceRecognizer
 
 __all__ = ["BASELINE", "Explanation", "explain", "explanation", "input_gradients", "render"]
 

@@ -1,17 +1,17 @@
 """pyface: fast LSTM face recognition on the CPU."""
 
 from . import datasets
-from .augment import Augmentation
-from ._runtime import get_isa, get_num_threads, info, set_isa, set_num_threads, supported_isas
-from .data import FaceDataset, from_arrays, load_images
+from .training.augment import Augmentation
+from .kernel.runtime import get_isa, get_num_threads, info, set_isa, set_num_threads, supported_isas
+from .data.dataset import FaceDataset, from_arrays, load_images
 from .estimator import LSTMFaceClassifier
-from .explain import explain
-from .lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
-from .model_io import ModelFileError, load_model
-from .open_set import evaluate_open_set
-from .preprocess import Preprocessor
-from .recognizer import FaceRecognizer
-from .training import TrainingDivergedError, TrainingInterrupted, train
+from .recognition.explain import explain
+from .kernel.lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
+from .recognition.model_file import ModelFileError, load_model
+from .recognition.open_set import evaluate_open_set
+from .data.preprocess import Preprocessor
+from .recognition.recognizer import FaceRecognizer
+from .training.loop import TrainingDivergedError, TrainingInterrupted, train
 
 __version__: str = info()["version"]
 

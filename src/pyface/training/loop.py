@@ -9,20 +9,20 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from .augment import Augmentation
-from .blend import blend_people
-from .checkpoint import (
+from ..training.augment import Augmentation
+from ..training.blend import blend_people
+from ..training.checkpoint import (
     TrainingState,
     data_fingerprint,
     load_checkpoint,
     save_checkpoint,
 )
-from .data import FaceDataset, from_arrays
-from .model_io import non_finite_parameters
-from .network import Architecture, Network, init_parameters, softmax_cross_entropy
-from .open_set import eer_threshold, identification_scores, pair_scores
-from .optim import Adam, clip_grad_norm, learning_rate
-from .recognizer import FaceRecognizer, embed_images
+from ..data.dataset import FaceDataset, from_arrays
+from ..recognition.model_file import non_finite_parameters
+from ..nn.network import Architecture, Network, init_parameters, softmax_cross_entropy
+from ..recognition.open_set import eer_threshold, identification_scores, pair_scores
+from ..nn.optim import Adam, clip_grad_norm, learning_rate
+from ..recognition.recognizer import FaceRecognizer, embed_images
 
 CLASS_WEIGHTS = (None, "balanced")
 

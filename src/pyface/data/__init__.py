@@ -1,0 +1,6 @@
+"""Face images in: folders of people, arrays, preprocessing, synthetic faces."""
+
+from .dataset import FaceDataset, from_arrays, load_images
+from .preprocess import Preprocessor
+
+__all__ = ["FaceDataset", "from_arrays", "load_images", "Preprocessor"]
