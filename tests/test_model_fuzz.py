@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyface.datasets import synthetic_faces
-from pyface.recognition.model_file import ModelFileError, load_model
+from pyface import ModelFileError, load_model
 from pyface.training import train
 
 TINY = {"hidden_size": 4, "num_layers": 1, "views": ("rows",), "bidirectional": False, "augment": None,

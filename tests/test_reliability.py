@@ -13,7 +13,7 @@ from pyface.kernel import lstm
 from pyface.training.checkpoint import load_checkpoint
 from pyface.data import load_images
 from pyface.datasets import synthetic_faces
-from pyface.recognition.model_file import load_model
+from pyface import load_model
 from pyface.data.preprocess import Preprocessor
 from pyface.training import TrainingDivergedError, train
 

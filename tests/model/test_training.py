@@ -4,7 +4,9 @@ from pyface.kernel import reference
 from pyface.training.augment import Augmentation
 from pyface.data.preprocess import Preprocessor
 from pyface.training import loop as training
-from pyface.training.loop import class_weights, stratified_holdout, train
+from pyface.data.split import stratified_split
+from pyface.training import train
+from pyface.training.step import class_weights
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +64,9 @@ def test_validation_data_must_share_people(faces, tiny, make_dataset):
         train(faces, validation_data=other, epochs=1, quiet=True, **tiny)
 
 
-def test_stratified_holdout_keeps_every_class_in_training():
+def test_stratified_split_keeps_every_class_in_training():
     labels = np.array([0] * 4 + [1] * 4 + [2] * 8 + [3])
-    train_idx, val_idx = stratified_holdout(labels, 0.25, np.random.default_rng(0))
+    train_idx, val_idx = stratified_split(labels, 0.25, np.random.default_rng(0))
     assert sorted(np.r_[train_idx, val_idx]) == list(range(len(labels)))
     assert np.bincount(labels[val_idx], minlength=4).tolist() == [1, 1, 2, 0]
 
@@ -111,13 +113,13 @@ def test_progress_bar_unless_quiet(faces, capsys, tiny):
 
 def test_blended_people_are_trained_on_and_left_out_of_the_model(faces, tiny, monkeypatch):
     seen = []
-    real = training._train_epoch
+    real = training.train_epoch
 
     def recording(network, optimizer, x, y, *args, **kwargs):
         seen.append((network.arch.n_classes, np.unique(y)))
         return real(network, optimizer, x, y, *args, **kwargs)
 
-    monkeypatch.setattr(training, "_train_epoch", recording)
+    monkeypatch.setattr(training, "train_epoch", recording)
     model = train(faces, blended_people=2, epochs=2, quiet=True, **tiny)
     assert [(n, list(labels)) for n, labels in seen] == [(5, [0, 1, 2, 3, 4])] * 2
     assert model.names == faces.names and model.network.arch.n_classes == 3

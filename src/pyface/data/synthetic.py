@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..data.dataset import FaceDataset, from_arrays
-from ..data.preprocess import Preprocessor
+from .dataset import FaceDataset, from_arrays
+from .preprocess import Preprocessor
 
 __all__ = ["synthetic_faces"]
 
