@@ -24,8 +24,8 @@ OPTIONS = {"hidden_size": 6, "num_layers": 2, "bidirectional": True, "views": ("
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return synthetic_faces(n_people=3, per_person=6, size=16, seed=2)
+def faces(small_faces):
+    return small_faces
 
 
 @pytest.fixture()

@@ -36,6 +36,17 @@ def embed_images(network: Network, images: np.ndarray, batch_size: int = 256) ->
     return unit_rows(out.astype(np.float32, copy=False))
 
 
+def _unit_templates(vectors: np.ndarray) -> np.ndarray:
+    """Template rows scaled to unit length, unless they already are.
+
+    Normalising a float32 unit vector again can move its last bit, so a model saved and
+    loaded would no longer hold the very templates it was saved with.
+    """
+    if len(vectors) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=0, atol=1e-5):
+        return vectors
+    return unit_rows(vectors)
+
+
 def _identity_name(name) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a person's name must be a non-empty string, got {name!r}")
@@ -75,7 +86,7 @@ class FaceRecognizer:
         if (templates is None) != (template_labels is None):
             raise ValueError("templates and template_labels go together")
         if templates is not None:
-            templates = unit_rows(np.asarray(templates, dtype=np.float32))
+            templates = _unit_templates(np.asarray(templates, dtype=np.float32))
             template_labels = np.asarray(template_labels)
             if templates.ndim != 2 or templates.shape[1] != d or not np.isfinite(templates).all():
                 raise ValueError(f"templates must be finite rows of {d} values, got shape {templates.shape}")
@@ -224,7 +235,7 @@ class FaceRecognizer:
             raise ValueError(f"{name!r} is already known to the model")
         if vectors.ndim != 2 or vectors.shape[1] != d or not len(vectors) or not np.isfinite(vectors).all():
             raise ValueError(f"identity {name!r} needs at least one finite template of {d} values")
-        self._enrolled[_identity_name(name)] = unit_rows(vectors)
+        self._enrolled[_identity_name(name)] = _unit_templates(vectors)
 
     def remove(self, name: str) -> None:
         """Forget the enrolled person ``name``. Trained people cannot be removed without retraining."""

@@ -25,7 +25,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
           label_smoothing: float = 0.1, class_weight: str | None = "balanced",
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
-          seed: int | None = 0, quiet: bool = False, checkpoint=None, checkpoint_every: int | None = 1,
+          seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
           resume=None, kernel=None) -> FaceRecognizer:
     """Train a face recognizer.
 
@@ -60,7 +60,8 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
 
     Runs
         The same ``seed`` with the same data, options and kernel thread count gives the
-        same model (None: fresh entropy). ``quiet`` hides the progress bar.
+        same model (None: fresh entropy). The progress bar shows on a terminal (``quiet=None``),
+        always (``quiet=False``) or never (``quiet=True``): logs of scripts get no redraws.
         ``checkpoint`` (a path) receives everything needed to resume, atomically, every
         ``checkpoint_every`` epochs (None: only on Ctrl-C). Ctrl-C raises
         :class:`~pyface.TrainingInterrupted` (a ``KeyboardInterrupt``) after saving the

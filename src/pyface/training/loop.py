@@ -140,11 +140,13 @@ class _Run:
         return self.model(params, self.history, best_epoch)
 
 
-def _epochs(run: _Run, *, quiet: bool, checkpoint: str | None, checkpoint_every: int | None) -> None:
+def _epochs(run: _Run, *, quiet: bool | None, checkpoint: str | None, checkpoint_every: int | None) -> None:
     """Every remaining epoch of ``run``, with progress, checkpoints, early stopping, divergence and Ctrl-C."""
     settings = run.setup.settings
     progress = tqdm(range(run.good.epoch, settings.epochs), initial=run.good.epoch, total=settings.epochs,
-                    desc="training", unit="epoch", disable=quiet, leave=False)
+                    desc="training", unit="epoch", leave=False,
+                    # None: tqdm shows the bar only when stderr is a terminal.
+                    disable=None if quiet is None else quiet)
     saved = None  # the epoch of the checkpoint this call last wrote
     try:
         for epoch in progress:
@@ -173,7 +175,7 @@ def _epochs(run: _Run, *, quiet: bool, checkpoint: str | None, checkpoint_every:
 
 
 def fit(dataset: FaceDataset, options: dict, *, gradients: GradientFunction = batch_gradients,
-        validation_data: FaceDataset | None = None, seed: int | None = 0, quiet: bool = False, kernel=None,
+        validation_data: FaceDataset | None = None, seed: int | None = 0, quiet: bool | None = None, kernel=None,
         checkpoint=None, checkpoint_every: int | None = 1, resume=None) -> FaceRecognizer:
     """Train on ``dataset`` with ``options`` (a value for every architecture and training option).
 

@@ -104,10 +104,12 @@ def test_augment_option_forms(faces, tiny):
     assert custom == Augmentation(flip=False, shift=0.1).to_dict()
 
 
-def test_progress_bar_unless_quiet(faces, capsys, tiny):
-    train(faces, epochs=1, **tiny)
+def test_progress_bar_on_a_terminal_or_when_asked(faces, capsys, tiny):
+    train(faces, epochs=1, quiet=False, **tiny)
     assert "training" in capsys.readouterr().err
     train(faces, epochs=1, quiet=True, **tiny)
+    assert capsys.readouterr().err == ""
+    train(faces, epochs=1, **tiny)  # stderr is captured here, as in a script's log: no bar
     assert capsys.readouterr().err == ""
 
 
