@@ -230,6 +230,20 @@ class FaceRecognizer:
             raise ValueError(f"no images to enroll {name!r} from")
         self._add_identity(name, self._embed(images, batch_size))
 
+    def add_images(self, name: str, inputs, *, batch_size: int = 256) -> None:
+        """Add the faces ``inputs`` to the templates of the enrolled person ``name``.
+
+        Trained people keep the templates of their training images: only retraining changes them.
+        """
+        if name not in self._enrolled:
+            if name in self.names:
+                raise ValueError(f"{name!r} is a trained person, not an enrolled one; only retraining adds images")
+            raise KeyError(f"nobody called {name!r} is enrolled")
+        images = self._images(inputs)
+        if len(images) == 0:
+            raise ValueError(f"no images to add to {name!r}")
+        self._enrolled[name] = np.concatenate([self._enrolled[name], _unit(self._embed(images, batch_size))])
+
     def _add_identity(self, name: str, vectors: np.ndarray) -> None:
         d = self.network.arch.feature_size
         if name in self.names or name in self._enrolled:
@@ -270,6 +284,14 @@ class FaceRecognizer:
         if isinstance(threshold, str):
             raise ValueError(f"threshold must be a number or 'auto', got {threshold!r}")
         return float(threshold)
+
+    def resolve_threshold(self, threshold: float | str | None = None, kind: str = "identify") -> float:
+        """The cosine threshold to apply: ``threshold``, or for None or ``"auto"`` the model's own one
+        for ``kind`` (``"identify"``: :attr:`threshold`, ``"verify"``: :attr:`verify_threshold`)."""
+        defaults = {"identify": "threshold", "verify": "verify_threshold"}
+        if kind not in defaults:
+            raise ValueError(f"kind must be 'identify' or 'verify', got {kind!r}")
+        return self._threshold(threshold, defaults[kind])
 
     def identify(self, inputs, *, threshold: float | str | None = None,
                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
