@@ -229,6 +229,20 @@ class FaceRecognizer:
             raise ValueError(f"no images to enroll {name!r} from")
         self._add_identity(name, self._embed(images, batch_size))
 
+    def add_images(self, name: str, inputs, *, batch_size: int = 256) -> None:
+        """Add the faces ``inputs`` to the templates of the enrolled person ``name``.
+
+        Trained people keep the templates of their training images: only retraining changes them.
+        """
+        if name not in self._enrolled:
+            if name in self.names:
+                raise ValueError(f"{name!r} is a trained person, not an enrolled one; only retraining adds images")
+            raise KeyError(f"nobody called {name!r} is enrolled")
+        images = self._images(inputs)
+        if len(images) == 0:
+            raise ValueError(f"no images to add to {name!r}")
+        self._enrolled[name] = np.concatenate([self._enrolled[name], _unit_templates(self._embed(images, batch_size))])
+
     def _add_identity(self, name: str, vectors: np.ndarray) -> None:
         d = self.network.arch.feature_size
         if name in self.names or name in self._enrolled:
