@@ -18,6 +18,44 @@
 namespace pyface {
 namespace {
 
+// Internal gate layout. Hidden units are grouped in blocks of `vw` (one SIMD vector); the four
+// gates of a block sit side by side, [i f g o] each vw wide, so one micro-tile of nr = 4*vw
+// columns holds every gate of the same units and the cell update runs from the accumulators.
+// The hidden size is padded to hp (a multiple of vw); padded units have zero weights and stay
+// exactly zero through the recurrence.
+struct Layout {
+    int64_t vw, nr, hp, g;
+
+    Layout(int64_t vector_width, int64_t hidden)
+        : vw(vector_width), nr(4 * vector_width),
+          hp((hidden + vector_width - 1) / vector_width * vector_width), g(4 * hp) {}
+
+    // Column of (gate, unit) in the interleaved layout.
+    int64_t col(int64_t gate, int64_t unit) const {
+        return unit / vw * nr + gate * vw + unit % vw;
+    }
+};
+
+// Rows [i0, i1) of B (k x n), given as a pointer to each row, into panels of nr columns, each
+// k x nr: the right-hand matrix layout of Kernels::gemm. Columns from n_valid on (and the
+// tail of the last panel) are zero.
+template <class RowPtr>
+void pack_panels(int64_t k, int64_t i0, int64_t i1, int64_t n, int64_t nr, RowPtr row, float* out,
+                 int64_t n_valid) {
+    for (int64_t c0 = 0; c0 < n; c0 += nr, out += k * nr) {
+        const int64_t left = n_valid - c0, width = left < 0 ? 0 : left < nr ? left : nr;
+        for (int64_t i = i0; i < i1; ++i) {
+            const float* src = row(i) + c0;
+            float* dst = out + i * nr;
+            for (int64_t j = 0; j < width; ++j) dst[j] = src[j];
+            for (int64_t j = width; j < nr; ++j) dst[j] = 0.0f;
+        }
+    }
+}
+
+// Floats of a (k x n) matrix packed by pack_panels.
+int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return (n + nr - 1) / nr * nr * k; }
+
 struct Range {
     int64_t begin, end;
     bool empty() const { return begin >= end; }
@@ -153,6 +191,9 @@ double backward_workspace_bytes(const LstmDims& d, int vw) {
     return 4.0 * (packed + steps + g * (round_up(D, nr) + hp + 1));
 }
 
+LstmCache::LstmCache() = default;
+LstmCache::~LstmCache() = default;
+
 size_t LstmCache::nbytes() const {
     return (x.size() + w_ih.size() + w_hh.size() + gates.size() + hs.size() + cs.size()) * sizeof(float);
 }
@@ -285,6 +326,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
     const int64_t dp = (D + L.nr - 1) / L.nr * L.nr, n_in = dp + L.hp;
     Buffer in_p(packed_size(BT, n_in, L.nr)), acc(size_t(L.g * n_in));
     float* const h_p = in_p.data() + packed_size(BT, dp, L.nr);
+    const float* x_in = cache.x.data();                        // row t*B + b: x_t of sequence b
     const float* h_in = cache.hs.data() + slot.prev * step_h;  // row t*B + b: h before step t
 
 #pragma omp parallel num_threads(num_threads())
@@ -327,7 +369,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
 
             for (int64_t t = 0; t < T; ++t) {
                 const int64_t r0 = t * B + b0, r1 = r0 + nb;
-                pack_panels(BT, r0, r1, dp, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, in_p.data(), D);
+                pack_panels(BT, r0, r1, dp, L.nr, [&](int64_t r) { return x_in + r * D; }, in_p.data(), D);
                 pack_panels(BT, r0, r1, L.hp, L.nr, [&](int64_t r) { return h_in + r * L.hp; }, h_p, L.hp);
             }
         }

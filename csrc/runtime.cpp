@@ -63,6 +63,8 @@ Pool& pool() {
 
 }  // namespace
 
+Buffer::Buffer() noexcept = default;
+
 Buffer::Buffer(size_t n, bool zero) : n_(n) {
     if (n == 0) return;
     bytes_ = (n * sizeof(float) + 63) / 64 * 64;
@@ -78,6 +80,11 @@ void Buffer::release() noexcept {
     n_ = bytes_ = 0;
 }
 
+Buffer::Buffer(Buffer&& o) noexcept : p_(o.p_), n_(o.n_), bytes_(o.bytes_) {
+    o.p_ = nullptr;
+    o.n_ = o.bytes_ = 0;
+}
+
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
     if (this != &o) {
         release();
@@ -91,6 +98,10 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 }
 
 Buffer::~Buffer() { release(); }
+
+float* Buffer::data() { return p_; }
+const float* Buffer::data() const { return p_; }
+size_t Buffer::size() const { return n_; }
 
 #if defined(__x86_64__) || defined(_M_X64)
 // FTZ (bit 15) and DAZ (bit 6): denormals in a long recurrence cost ~100x per operation.
