@@ -9,7 +9,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -28,7 +27,7 @@ struct Layout {
 
     Layout(int64_t vector_width, int64_t hidden)
         : vw(vector_width), nr(4 * vector_width),
-          hp((hidden + vector_width - 1) / vector_width * vector_width), g(4 * hp) {}
+          hp(round_up(hidden, vector_width)), g(4 * hp) {}
 
     // Column of (gate, unit) in the interleaved layout.
     int64_t col(int64_t gate, int64_t unit) const {
@@ -54,7 +53,7 @@ void pack_panels(int64_t k, int64_t i0, int64_t i1, int64_t n, int64_t nr, RowPt
 }
 
 // Floats of a (k x n) matrix packed by pack_panels.
-int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return (n + nr - 1) / nr * nr * k; }
+int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return round_up(n, nr) * k; }
 
 struct Range {
     int64_t begin, end;
@@ -166,8 +165,6 @@ void pad_rows(const float* src, int64_t rows, int64_t width, int64_t src_rs, flo
     }
 }
 
-double round_up(double n, double m) { return std::ceil(n / m) * m; }
-
 }  // namespace
 
 double forward_workspace_bytes(const LstmDims& d, int vw) {
@@ -184,11 +181,12 @@ double cache_bytes(const LstmDims& d, int vw) {
 
 double backward_workspace_bytes(const LstmDims& d, int vw) {
     const Layout L(vw, d.hidden);
-    const double B = double(d.batch), T = double(d.time), D = double(d.input), g = double(L.g);
-    const double hp = double(L.hp), nr = double(L.nr);
-    const double packed = g * round_up(hp, nr) + g * round_up(D, nr);
-    const double steps = B * T * (hp + g + round_up(D, nr) + round_up(hp, nr)) + B * (3 * hp + round_up(hp, nr));
-    return 4.0 * (packed + steps + g * (round_up(D, nr) + hp + 1));
+    const double B = double(d.batch), T = double(d.time), g = double(L.g), hp = double(L.hp);
+    // The input and hidden sizes in whole panels of nr columns.
+    const double dp = double(round_up(d.input, L.nr)), hpp = double(round_up(L.hp, L.nr));
+    const double packed = g * hpp + g * dp;
+    const double steps = B * T * (hp + g + dp + hpp) + B * (3 * hp + hpp);
+    return 4.0 * (packed + steps + g * (dp + hp + 1));
 }
 
 LstmCache::LstmCache() = default;
@@ -317,13 +315,13 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
     const int64_t dy_width = pad_dy ? L.hp : H;
     Buffer dh_init(size_t(B * L.hp)), dc(size_t(B * L.hp)), dh0_pad(size_t(B * L.hp));
     Buffer dg(size_t(T * step_g));  // (time, batch, g)
-    const int64_t dh_acc_rs = (L.hp + L.nr - 1) / L.nr * L.nr;
+    const int64_t dh_acc_rs = round_up(L.hp, L.nr);
     Buffer dh_acc(size_t(B * dh_acc_rs));
     // The inputs of every step in (time, batch) order, packed as the right-hand side of the
     // weight-gradient GEMMs.
     // [x | h_prev]: one GEMM gives both weight gradients and reads dG once. x takes whole
     // panels (dp columns), so h_prev's panels follow it in the same packed buffer.
-    const int64_t dp = (D + L.nr - 1) / L.nr * L.nr, n_in = dp + L.hp;
+    const int64_t dp = round_up(D, L.nr), n_in = dp + L.hp;
     Buffer in_p(packed_size(BT, n_in, L.nr)), acc(size_t(L.g * n_in));
     float* const h_p = in_p.data() + packed_size(BT, dp, L.nr);
     const float* x_in = cache.x.data();                        // row t*B + b: x_t of sequence b

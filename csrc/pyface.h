@@ -95,6 +95,9 @@ Isa best_isa();
 const char* isa_name(Isa isa);
 bool parse_isa(const char* name, Isa* out);
 
+// The smallest multiple of `multiple` (> 0) that is at least n (>= 0): padded sizes.
+int64_t round_up(int64_t n, int64_t multiple);
+
 // 64-byte aligned float storage that does not zero unless asked. Large blocks come from and
 // go back to a process-wide pool (runtime.cpp): fresh multi-megabyte allocations are mapped
 // by the OS per call and page-faulted in, which cost a large layer a quarter of its time.
