@@ -170,13 +170,13 @@ void pad_rows(const float* src, int64_t rows, int64_t width, int64_t src_rs, flo
 double forward_workspace_bytes(const LstmDims& d, int vw) {
     const Layout L(vw, d.hidden);
     const double packed = double(L.g) * (double(d.input) + double(L.hp)), bias = double(L.g);
-    return 4.0 * (packed + bias);
+    return sizeof(float) * (packed + bias);
 }
 
 double cache_bytes(const LstmDims& d, int vw) {
     const Layout L(vw, d.hidden);
     const double B = double(d.batch), T = double(d.time), D = double(d.input), H = double(d.hidden);
-    return 4.0 * (B * T * double(L.g) + 2.0 * B * (T + 1) * double(L.hp) + B * T * D + 4 * H * (D + H));
+    return sizeof(float) * (B * T * double(L.g) + 2.0 * B * (T + 1) * double(L.hp) + B * T * D + 4 * H * (D + H));
 }
 
 double backward_workspace_bytes(const LstmDims& d, int vw) {
@@ -186,7 +186,7 @@ double backward_workspace_bytes(const LstmDims& d, int vw) {
     const double dp = double(round_up(d.input, L.nr)), hpp = double(round_up(L.hp, L.nr));
     const double packed = g * hpp + g * dp;
     const double steps = B * T * (hp + g + dp + hpp) + B * (3 * hp + hpp);
-    return 4.0 * (packed + steps + g * (dp + hp + 1));
+    return sizeof(float) * (packed + steps + g * (dp + hp + 1));
 }
 
 LstmCache::LstmCache() = default;

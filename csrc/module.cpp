@@ -66,8 +66,9 @@ std::string dims_str(std::initializer_list<std::pair<const char*, int64_t>> dims
 void check_memory(const LstmDims& d, bool backward) {
     const int vw = pyface::active_kernels().vw;
     const double B = double(d.batch), T = double(d.time), H = double(d.hidden), D = double(d.input);
-    double need = backward ? pyface::backward_workspace_bytes(d, vw) + 4.0 * (B * T * D + 4 * H * (D + H + 1))
-                           : pyface::forward_workspace_bytes(d, vw) + pyface::cache_bytes(d, vw) + 4.0 * B * T * H;
+    // Scratch and cache, plus the outputs: dx, dw_ih, dw_hh and dbias, or y.
+    double need = backward ? pyface::backward_workspace_bytes(d, vw) + sizeof(float) * (B * T * D + 4 * H * (D + H + 1))
+                           : pyface::forward_workspace_bytes(d, vw) + pyface::cache_bytes(d, vw) + sizeof(float) * B * T * H;
     const double have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
     if (need > have)
         throw py::value_error("sizes too large: " +
