@@ -6,6 +6,9 @@
 // gate gradients; after the loop both weight gradients are one GEMM over all steps, dx another.
 // Threads own disjoint batch rows for the whole time loop, so steps need no barrier; batches
 // too small for that split the hidden units instead and meet once per step.
+//
+// Every buffer is allocated before the parallel region: an exception cannot leave an OpenMP
+// region (it ends the process), while out of one std::bad_alloc reaches Python as MemoryError.
 #include <omp.h>
 
 #include <algorithm>
@@ -323,6 +326,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
     // panels (dp columns), so h_prev's panels follow it in the same packed buffer.
     const int64_t dp = round_up(D, L.nr), n_in = dp + L.hp;
     Buffer in_p(packed_size(BT, n_in, L.nr)), acc(size_t(L.g * n_in));
+    Buffer gate_sums(size_t(L.g), true);  // dbias in the interleaved layout
     float* const h_p = in_p.data() + packed_size(BT, dp, L.nr);
     const float* x_in = cache.x.data();                        // row t*B + b: x_t of sequence b
     const float* h_in = cache.hs.data() + slot.prev * step_h;  // row t*B + b: h before step t
@@ -381,12 +385,12 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
             k.gemm(ng, n_in, BT, dg.data() + g0, 1, L.g, in_p.data(), rows_acc, n_in, false, nullptr);
             unpack_gate_rows(rows_acc, n_in, g0, gate_rows.end, H, D, L, dw_ih);
             unpack_gate_rows(rows_acc + dp, n_in, g0, gate_rows.end, H, H, L, dw_hh);
-            std::vector<float> sum(size_t(ng), 0.0f);
+            float* sum = gate_sums.data() + g0;
             for (int64_t r = 0; r < BT; ++r) {
                 const float* row = dg.data() + r * L.g + g0;
-                for (int64_t j = 0; j < ng; ++j) sum[size_t(j)] += row[j];
+                for (int64_t j = 0; j < ng; ++j) sum[j] += row[j];
             }
-            unpack_gate_rows(sum.data(), 1, g0, gate_rows.end, H, 1, L, dbias);
+            unpack_gate_rows(sum, 1, g0, gate_rows.end, H, 1, L, dbias);
         }
         if (dx) {
             const Range steps = share(T);
