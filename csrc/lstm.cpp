@@ -1,4 +1,4 @@
-// One LSTM layer, forward and backward through time, on the active kernels.
+// One LSTM layer, forward and backward through time, on the kernels of one instruction set.
 //
 // Forward: pack the weights once; project every timestep's input in one GEMM (bias folded
 // in); then per step one fused kernel does the recurrent product for all four gates, the
@@ -201,10 +201,9 @@ size_t LstmCache::nbytes() const {
 
 // Buffers touched per step are time-major, (time, batch, ...): the rows one step reads and
 // writes are contiguous, instead of one row per page in a batch-major layout.
-void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const float* w_hh,
-                  const float* bias, const float* h0, const float* c0, bool reverse, float* y,
-                  float* h_T, float* c_T, LstmCache* cache) {
-    const Kernels& k = active_kernels();
+void lstm_forward(const Kernels& k, const LstmDims& d, const float* x, const float* w_ih,
+                  const float* w_hh, const float* bias, const float* h0, const float* c0, bool reverse,
+                  float* y, float* h_T, float* c_T, LstmCache* cache) {
     const int64_t B = d.batch, T = d.time, D = d.input, H = d.hidden;
     const Layout L(k.vw, H);
     const StateSlots slot(reverse);

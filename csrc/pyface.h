@@ -155,13 +155,14 @@ double forward_workspace_bytes(const LstmDims& d, int vw);  // freed when the ca
 double cache_bytes(const LstmDims& d, int vw);              // kept in the cache for backward
 double backward_workspace_bytes(const LstmDims& d, int vw);
 
-// One LSTM layer. h0/c0 may be null (zeros). y is (batch, time, hidden); h_T, c_T (batch,
-// hidden). With cache non-null, keeps what lstm_backward needs.
-void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const float* w_hh,
-                  const float* bias, const float* h0, const float* c0, bool reverse, float* y,
-                  float* h_T, float* c_T, LstmCache* cache);
+// One LSTM layer on the kernels k. h0/c0 may be null (zeros). y is (batch, time, hidden); h_T,
+// c_T (batch, hidden). With cache non-null, keeps what lstm_backward needs, k included.
+void lstm_forward(const Kernels& k, const LstmDims& d, const float* x, const float* w_ih,
+                  const float* w_hh, const float* bias, const float* h0, const float* c0, bool reverse,
+                  float* y, float* h_T, float* c_T, LstmCache* cache);
 
-// Gradients from a cache. dy, dh_T, dc_T may be null (zeros); dx may be null (not computed).
+// Gradients from a cache, on the kernels its forward ran on. dy, dh_T, dc_T may be null
+// (zeros); dx may be null (not computed).
 void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, const float* dc_T,
                    float* dx, float* dw_ih, float* dw_hh, float* dbias, float* dh0, float* dc0);
 
