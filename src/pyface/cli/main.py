@@ -599,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
     from ..nn.network import Architecture
     from ..training.loop import TrainingSettings
+    from . import serve
 
     # pyface.train's own defaults, shown in the help and used when an option is not given.
     trained = {f.name: f.default for cls in (Architecture, TrainingSettings) for f in dataclasses.fields(cls)}
@@ -697,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_int_at_least(1), default=60, help="training epochs (default 60)")
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    serve.add_parser(commands, common)
     return parser
 
 
