@@ -64,11 +64,12 @@ def test_a_wrong_content_type(server, face, content_type):
 
 
 def test_a_missing_multipart_field(server, face):
-    check(server.post_form("/identify", [("picture", "f.png", png(face))]), 400, "no field 'image' (its fields: 'picture')")
+    check(server.post_form("/identify", [("picture", "f.png", png(face))]), 400,
+          "no field 'image' (its fields: 'picture')")
     check(server.post_form("/verify", [("a", "f.png", png(face))]), 400, "no field 'b'")
     check(server.post_form("/identify", [], fields={"image": "face.png"}), 400, "is text, not a file")
-    check(server.post_form("/verify", [("a", "1.png", png(face)), ("a", "2.png", png(face)), ("b", "3.png", png(face))]),
-          400, "2 fields 'a'")
+    twice = [("a", "1.png", png(face)), ("a", "2.png", png(face)), ("b", "3.png", png(face))]
+    check(server.post_form("/verify", twice), 400, "2 fields 'a'")
 
 
 def test_a_malformed_multipart_body(server):
@@ -92,9 +93,11 @@ def test_a_bad_name(server, face, name, words):
 
 
 @pytest.mark.parametrize("method, path, allowed", [("GET", "/identify", "POST"), ("PUT", "/people/x", "POST, DELETE"),
-                                                   ("POST", "/health", "GET"), ("DELETE", "/people", "GET")])
+                                                   ("POST", "/health", "GET, HEAD"), ("DELETE", "/people", "GET, HEAD")])
 def test_a_wrong_method(server, method, path, allowed):
-    check(server.request(method, path, b""), 405, f"{method} is not allowed on {path}; use {allowed}")
+    answer = server.request(method, path, b"")
+    check(answer, 405, f"{method} is not allowed on {path}; use {allowed}")
+    assert answer.headers["allow"] == allowed
 
 
 def test_an_unknown_path(server):

@@ -76,7 +76,8 @@ def test_people_are_listed_enrolled_and_removed_and_the_model_file_follows(serve
     newcomer = strangers[0][strangers[1] == 4]
     assert server.request("GET", "/people").json == {"people": ["person0", "person1", "person2"], "count": 3}
 
-    answer = server.post_form("/people/" + quote("Zoë O'Neil"), [("images", f"{i}.png", png(f)) for i, f in enumerate(newcomer[:3])])
+    images = [("images", f"{i}.png", png(face)) for i, face in enumerate(newcomer[:3])]
+    answer = server.post_form("/people/" + quote("Zoë O'Neil"), images)
     assert answer.status == 201
     assert answer.json == {"name": "Zoë O'Neil", "images": 3, "people": 4}
     assert load_model(model_copy).enrolled == {"Zoë O'Neil": 3}

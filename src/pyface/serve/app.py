@@ -30,6 +30,7 @@ __all__ = ["create_app"]
 logger = logging.getLogger("pyface.serve")
 MAX_K = 100
 MAX_NAME_LENGTH = 200
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _service(request: Request) -> Service:
@@ -159,7 +160,10 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 404:
         message = f"no such endpoint: {request.url.path} (the endpoints are listed at /openapi.json)"
     elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}; use {headers.get('Allow', 'another method')}"
+        # Starlette keeps a route's methods in a set: listed in a fixed order, the answer is always the same.
+        allowed = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+        headers["Allow"] = ", ".join(sorted(allowed, key=_METHOD_ORDER.index))
+        message = f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}"
     else:
         message = str(exc.detail)
     return _error(exc.status_code, message, headers)
