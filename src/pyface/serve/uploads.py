@@ -55,9 +55,9 @@ async def form_files(request: Request, fields: Sequence[str], *, many: bool = Fa
     media_type = _media_type(request)
     if media_type != "multipart/form-data":
         wanted = " and ".join(repr(f) for f in fields)
+        plural = "s" if len(fields) > 1 else ""
         raise ClientError(415, f"Content-Type {media_type or 'missing'!r}: send a multipart/form-data form with "
-                               f"the image file{'s' if len(fields) > 1 else ''} in the field{'s' if len(fields) > 1 else ''} "
-                               f"{wanted}")
+                               f"the image file{plural} in the field{plural} {wanted}")
     form = await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
     try:
         found = {}
