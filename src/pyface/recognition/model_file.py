@@ -45,12 +45,13 @@ class ModelFileError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> None:
+def write_npz_atomically(path, arrays: dict[str, np.ndarray], *, mode: int | None = None) -> None:
     """Write ``arrays`` as an ``.npz`` at ``path`` so that the file is either the old one or the complete new one.
 
     The data goes to a temporary file in the same folder, is flushed to disk, and
     only then renamed over ``path``; a failure at any point (an interrupt included)
-    removes the temporary file and leaves whatever was at ``path`` untouched.
+    removes the temporary file and leaves whatever was at ``path`` untouched. ``mode``
+    sets the file's permissions (default: those of the file it replaces, or 0644).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -61,7 +62,9 @@ def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> None:
             f.flush()
             os.fsync(f.fileno())
         # mkstemp makes the file private; a model file is as readable as any other file.
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+        if mode is None:
+            mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

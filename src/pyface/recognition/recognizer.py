@@ -57,6 +57,11 @@ def _identity_name(name) -> str:
     return name
 
 
+def identity_name(name) -> str:
+    """``name`` when it can name a person (a non-empty string other than "unknown"), else a ValueError."""
+    return _identity_name(name)
+
+
 def _single(item, what: str):
     """``item`` if it is one image (path or raw array), else a ValueError naming the argument."""
     if isinstance(item, (str, os.PathLike)) or (isinstance(item, np.ndarray) and _is_single_image(item)):
@@ -270,6 +275,11 @@ class FaceRecognizer:
         if isinstance(threshold, str):
             raise ValueError(f"threshold must be a number or 'auto', got {threshold!r}")
         return float(threshold)
+
+    def resolve_threshold(self, threshold: float | str | None, default: str = "threshold") -> float:
+        """The cosine threshold ``threshold`` stands for: itself, or for None and "auto" the model's ``default``
+        (``"threshold"`` for the open-set rule, ``"verify_threshold"`` for pairs); a ValueError when there is none."""
+        return self._threshold(threshold, default)
 
     def identify(self, inputs, *, threshold: float | str | None = None,
                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
