@@ -53,6 +53,16 @@ class SqliteStore(SqlStore):
             # Autocommit mode: transactions are begun and ended explicitly.
             self.connection = sqlite3.connect(self.where, timeout=timeout, isolation_level=None,
                                               check_same_thread=False)
+            try:
+                tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master")}
+            except BaseException:
+                self.close()
+                raise
+        # Another application's database is left exactly as it was (not even switched to WAL).
+        if tables and "pyface_gallery" not in tables:
+            self.close()
+            raise GalleryError(self.where, "not a pyface gallery (an SQLite database of something else)")
+        with self.errors():
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
 

@@ -107,9 +107,16 @@ def model_file(tiny_model, tmp_path_factory):
 
 @pytest.fixture()
 def run_worker():
-    """Start ``worker.py`` with arguments in a new process (a Popen)."""
-    def start(*args):
-        return subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    """Start ``worker.py`` with arguments in a new process (a Popen); any still running at the end is killed."""
+    started = []
 
-    return start
+    def start(*args):
+        started.append(subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

@@ -172,7 +172,6 @@ def _clustered(d, people=60, seed=1):
 
 
 def test_approximate_search_answers_as_exact_search(gallery_url, tiny_model):
-    pytest.importorskip("faiss")
     d = tiny_model.network.arch.feature_size
     people, queries = _clustered(d)
     exact = pyface.open_gallery(gallery_url, tiny_model)
@@ -194,7 +193,6 @@ def test_approximate_search_answers_as_exact_search(gallery_url, tiny_model):
 
 
 def test_the_index_file_is_a_cache_of_the_store(tmp_path, tiny_model):
-    pytest.importorskip("faiss")
     from pyface.recognition.model_file import read_npz
 
     path, index = tmp_path / "faces.db", tmp_path / "faces.db.index"
