@@ -597,6 +597,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pyface`` command."""
     from .. import __version__
+    from . import gallery
     from ..nn.network import Architecture
     from ..training.loop import TrainingSettings
 
@@ -697,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_int_at_least(1), default=60, help="training epochs (default 60)")
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    gallery.add_parser(commands, common)
     return parser
 
 
