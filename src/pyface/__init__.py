@@ -5,6 +5,7 @@ from .training.augment import Augmentation
 from .kernel.runtime import get_isa, get_num_threads, info, set_isa, set_num_threads, supported_isas
 from .data.dataset import FaceDataset, from_arrays, load_images
 from .estimator import LSTMFaceClassifier
+from .gallery import Gallery, GalleryError, open_gallery
 from .recognition.explain import explain
 from .kernel.lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
 from .io.npz import ModelFileError
@@ -40,6 +41,9 @@ __all__ = [
     "load_model",
     "evaluate_open_set",
     "ModelFileError",
+    "open_gallery",
+    "Gallery",
+    "GalleryError",
     "LSTMFaceClassifier",
     "Augmentation",
     "explain",

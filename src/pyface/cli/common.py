@@ -12,7 +12,7 @@ from ..data.images import IMAGE_SUFFIXES, list_image_files
 
 __all__ = ["IMAGE_SUFFIXES", "UserError", "say", "count", "percent", "progress_quiet", "existing_folder",
            "existing_image", "output_file", "sibling", "load_model", "load_faces", "image_files",
-           "plot_or_say", "one_line"]
+           "plot_or_say", "one_line", "per_file"]
 
 
 class UserError(Exception):
@@ -141,3 +141,26 @@ def image_files(inputs: Sequence[str]) -> list[Path]:
         return list_image_files(inputs)
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from exc
+
+
+# Images read and answered per call: a bad file costs re-reading at most this many one by one.
+IMAGES_PER_CALL = 64
+
+
+def per_file(answer: Callable[[list[str]], list], files: list[Path]) -> list:
+    """``answer``'s result for each file, or why the file could not be read (a string)."""
+    results: list = []
+    for start in range(0, len(files), IMAGES_PER_CALL):
+        batch = [str(f) for f in files[start : start + IMAGES_PER_CALL]]
+        try:
+            results.extend(answer(batch))
+            continue
+        except (ValueError, OSError):
+            pass
+        # Some file in the batch is bad: take them one by one to tell which.
+        for path in batch:
+            try:
+                results.extend(answer([path]))
+            except (ValueError, OSError) as exc:
+                results.append(one_line(exc))
+    return results

@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pyface`` command."""
     from .. import __version__
-    from . import bench, demo, enroll, evaluate, explain, info, predict, serve, train, verify
+    from . import bench, demo, enroll, evaluate, explain, gallery, info, predict, serve, train, verify
 
     debug_help = "show the full traceback of an error"
     common = argparse.ArgumentParser(add_help=False)
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(commands, common)
     demo.add_parser(commands, common)
     serve.add_parser(commands, common)
+    gallery.add_parser(commands, common)
     return parser
 
 

@@ -7,11 +7,10 @@ import json
 import math
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from .common import count, image_files, load_model, one_line, percent, say
+from .common import count, image_files, load_model, per_file, percent, say
 from .options import threshold_option
 
 __all__ = ["add_parser", "run"]
@@ -29,25 +28,6 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                    help="open-set rule: name the most similar trained or enrolled person, or 'unknown' when "
                    "the cosine similarity is below this (0..1, or 'auto' for the model's own threshold)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-
-
-def _per_file(answer: Callable[[list[str]], list], files: list[Path]) -> list:
-    """``answer``'s result for each file, or why the file could not be read (a string)."""
-    results: list = []
-    for start in range(0, len(files), _PREDICT_BATCH):
-        batch = [str(f) for f in files[start : start + _PREDICT_BATCH]]
-        try:
-            results.extend(answer(batch))
-            continue
-        except (ValueError, OSError):
-            pass
-        # Some file in the batch is bad: take them one by one to tell which.
-        for path in batch:
-            try:
-                results.extend(answer([path]))
-            except (ValueError, OSError) as exc:
-                results.append(one_line(exc))
-    return results
 
 
 def _closed_set_answer(model) -> Callable[[list[str]], list]:
@@ -76,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     limit = model.resolve_threshold(args.threshold) if args.threshold is not None else -math.inf
     answer = _open_set_answer(model) if open_set else _closed_set_answer(model)
     records, failed = [], 0
-    for path, result in zip(files, _per_file(answer, files)):
+    for path, result in zip(files, per_file(answer, files)):
         if isinstance(result, str):
             failed += 1
             print(f"pyface: error: {result}", file=sys.stderr)

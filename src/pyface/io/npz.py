@@ -29,9 +29,12 @@ class ModelFileError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an ``.npz`` at ``path``: the file is either the old one or the complete new one."""
-    with atomic_write(path) as f:
+def write_npz_atomically(path, arrays: dict[str, np.ndarray], *, mode: int | None = None) -> None:
+    """Write ``arrays`` as an ``.npz`` at ``path``: the file is either the old one or the complete new one.
+
+    ``mode`` sets the file's permissions (default: those of the file it replaces, or 0644).
+    """
+    with atomic_write(path, mode=mode) as f:
         np.savez(f, **arrays)
 
 

@@ -47,7 +47,8 @@ def _unit_templates(vectors: np.ndarray) -> np.ndarray:
     return unit_rows(vectors)
 
 
-def _identity_name(name) -> str:
+def identity_name(name) -> str:
+    """``name`` when it can name a person (a non-empty string other than "unknown"), else a ValueError."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a person's name must be a non-empty string, got {name!r}")
     if name == UNKNOWN:
@@ -221,7 +222,7 @@ class FaceRecognizer:
         Each face's embedding becomes one template of the identity. A name already
         trained or enrolled is refused: remove or rename that identity first.
         """
-        name = _identity_name(name)
+        name = identity_name(name)
         if name in self.names or name in self._enrolled:
             raise ValueError(f"{name!r} is already known to the model; remove or rename it first")
         images = self._images(inputs)
@@ -249,7 +250,7 @@ class FaceRecognizer:
             raise ValueError(f"{name!r} is already known to the model")
         if vectors.ndim != 2 or vectors.shape[1] != d or not len(vectors) or not np.isfinite(vectors).all():
             raise ValueError(f"identity {name!r} needs at least one finite template of {d} values")
-        self._enrolled[_identity_name(name)] = _unit_templates(vectors)
+        self._enrolled[identity_name(name)] = _unit_templates(vectors)
 
     def remove(self, name: str) -> None:
         """Forget the enrolled person ``name``. Trained people cannot be removed without retraining."""
@@ -262,7 +263,7 @@ class FaceRecognizer:
 
     def rename(self, old: str, new: str) -> None:
         """Call the trained or enrolled person ``old`` ``new`` from now on."""
-        new = _identity_name(new)
+        new = identity_name(new)
         if new in self.names or new in self._enrolled:
             raise ValueError(f"{new!r} is already known to the model")
         if old in self._enrolled:
