@@ -11,7 +11,8 @@ import zlib
 import numpy as np
 import pytest
 
-from pyface import datasets
+from pyface.datasets import att
+from pyface.datasets.download import RemoteFile
 from pyface.data import FaceDataset
 from pyface.datasets import fetch_att_faces, get_data_home, synthetic_faces
 from pyface.data.matfile import MatFileError, read_matrix
@@ -220,7 +221,7 @@ class _Server:
 
 
 def _remote(monkeypatch, url, sha256):
-    monkeypatch.setattr(datasets, "OLIVETTI", datasets._RemoteFile("olivettifaces.mat", url, sha256))
+    monkeypatch.setattr(att, "OLIVETTI", RemoteFile("olivettifaces.mat", url, sha256))
 
 
 def _leftovers(folder):
@@ -228,8 +229,8 @@ def _leftovers(folder):
 
 
 def test_published_source_is_scikit_learns_olivetti_copy():
-    assert datasets.OLIVETTI.url == "https://ndownloader.figshare.com/files/5976027"
-    assert datasets.OLIVETTI.sha256 == "b612fb967f2dc77c9c62d3e1266e0c73d5fca46a4b8906c18e454d41af987794"
+    assert att.OLIVETTI.url == "https://ndownloader.figshare.com/files/5976027"
+    assert att.OLIVETTI.digest == "b612fb967f2dc77c9c62d3e1266e0c73d5fca46a4b8906c18e454d41af987794"
 
 
 def test_fetch_reads_a_local_att_faces_folder_without_the_network(att_faces_dir, no_network):

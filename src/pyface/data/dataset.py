@@ -143,6 +143,7 @@ def load_images(
     preprocessor: Preprocessor | None = None,
     strict: bool = False,
     extensions: Sequence[str] | None = None,
+    people: Sequence[str] | None = None,
 ) -> FaceDataset:
     """Load a folder-per-person tree of face images (ORL, Extended Yale B, LFW layouts).
 
@@ -162,6 +163,8 @@ def load_images(
     extensions : sequence of str or None
         Only read files with these suffixes (case-insensitive, e.g. ``[".pgm"]``); None
         reads every file, so a stray non-image file is reported rather than passed over.
+    people : sequence of str or None
+        Only read the person folders of these names (each must exist); None reads all.
 
     Returns
     -------
@@ -188,8 +191,16 @@ def load_images(
         shown = (p for p in entries if not p.name.startswith("."))
         return sorted(shown, key=lambda p: natural_key(p.name))
 
+    folders = visible(p for p in root.iterdir() if p.is_dir())
+    if people is not None:
+        chosen = set(people)
+        missing = sorted(chosen - {f.name for f in folders})
+        if missing:
+            raise ValueError(f"no person folder under {root} for {', '.join(missing[:5])}"
+                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        folders = [f for f in folders if f.name in chosen]
     images, labels, names, paths, problems = [], [], [], [], []
-    for folder in visible(p for p in root.iterdir() if p.is_dir()):
+    for folder in folders:
         files = [p for p in visible(folder.iterdir()) if p.is_file()]
         if wanted is not None:
             files = [p for p in files if p.suffix.lower() in wanted]
