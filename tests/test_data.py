@@ -1,7 +1,6 @@
 """Loading face folders, the FaceDataset container and its splits."""
 
 import re
-import time
 from pathlib import Path
 
 import cv2
@@ -21,12 +20,6 @@ def orl(att_faces_dir):
 
 
 # --- the real ORL data -------------------------------------------------------------------
-
-
-def test_orl_loads_quickly(att_faces_dir):
-    start = time.perf_counter()
-    load_images(att_faces_dir)
-    assert time.perf_counter() - start < 5.0
 
 
 def test_orl_has_forty_people_of_ten_images(orl):

@@ -232,7 +232,8 @@ def test_settings_round_trip_through_json():
     assert back.to_dict() == {
         "size": 48,
         "equalize": "clahe",
-        "detect_faces": False,
+        "detect_faces": "auto",
+        "face_scale": 0.8,
         "clahe_clip": 3.5,
         "clahe_grid": 4,
         "cascade_path": None,
@@ -308,7 +309,7 @@ def test_detection_falls_back_to_the_whole_image_and_counts_it(fake_cascade):
 
 def test_find_face_without_detection_is_an_error():
     with pytest.raises(RuntimeError, match="detect_faces=True"):
-        Preprocessor().find_face(np.zeros((10, 10), np.uint8))
+        Preprocessor(detect_faces=False).find_face(np.zeros((10, 10), np.uint8))
 
 
 def test_detecting_preprocessor_pickles_and_copies(fake_cascade):
@@ -362,3 +363,70 @@ def test_bundled_cascade_finds_real_faces(att_faces_dir):
         assert w * h < image.size
     out = pre.transform(images)
     assert out.shape == (40, 64, 64) and pre.n_faces_found_ == len(found)
+
+
+# ---------------------------------------------------------------------------- photos and face crops
+
+
+def test_face_crops_like_orl_pass_through_the_default_unchanged(att_faces_dir):
+    # The default finds faces in photos but leaves images that already are face crops
+    # whole: on ORL it gives exactly the images of no detection at all.
+    paths = sorted(att_faces_dir.glob("*/*.pgm"))
+    images = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]
+    np.testing.assert_array_equal(Preprocessor().transform(images),
+                                  Preprocessor(detect_faces=False).transform(images))
+    assert len(images) == 400
+
+
+def _photo(lfw_dir, name):
+    return cv2.imread(str(next((lfw_dir / name).glob("*.jpg"))), cv2.IMREAD_COLOR)
+
+
+def test_a_photo_is_cropped_around_its_face(lfw_dir):
+    photo = _photo(lfw_dir, sorted(p.name for p in lfw_dir.iterdir() if p.is_dir())[0])
+    pre = Preprocessor(size=32, equalize=None)
+    (x, y, w, h), = pre.find_faces(photo)[:1]
+    # Deep-funneled photos are centred on the face, which spans about half of the width.
+    assert abs(x + w / 2 - 125) < 20 and abs(y + h / 2 - 125) < 25 and 80 < w < 160
+    side = round(0.8 * w)
+    left, top = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
+    grey = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
+    expected = cv2.resize(grey[top : top + side, left : left + side], (32, 32), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(pre(photo), expected, atol=1 / 255)
+    assert (pre.n_faces_found_, pre.n_faces_missed_) == (1, 0)
+
+
+def test_every_face_of_a_group_photo_comes_with_its_box(lfw_dir):
+    names = sorted(p.name for p in lfw_dir.iterdir() if p.is_dir())[:2]
+    left, right = _photo(lfw_dir, names[0]), cv2.resize(_photo(lfw_dir, names[1]), (200, 200))
+    group = np.zeros((250, 450, 3), np.uint8)
+    group[:, :250], group[25:225, 250:] = left, right
+    pre = Preprocessor(size=24)
+    faces = pre.faces(group)
+    assert len(faces) == 2
+    (box_a, face_a), (box_b, face_b) = faces
+    assert box_a[2] * box_a[3] >= box_b[2] * box_b[3]  # largest first
+    assert box_a[0] + box_a[2] / 2 < 250 < box_b[0] + box_b[2] / 2  # the big face is on the left
+    assert face_a.shape == face_b.shape == (24, 24)
+    np.testing.assert_array_equal(face_a, pre(group))  # the largest face is what __call__ reads
+
+
+def test_a_face_at_the_edge_is_cropped_with_replicated_edges():
+    pre = Preprocessor(size=8, equalize=None, detect_faces=False, face_scale=2.0)
+    grey = np.arange(100, dtype=np.float32).reshape(10, 10) / 100
+    crop = pre._crop(grey, (0, 0, 4, 4))  # an 8 x 8 square around (2, 2) reaches 2 pixels past the edges
+    assert crop.shape == (8, 8)
+    np.testing.assert_array_equal(crop[:3, :3], grey[0, 0])
+    np.testing.assert_array_equal(crop[2:, 2:], grey[:6, :6])
+
+
+def test_settings_saved_before_face_finding_keep_their_meaning():
+    old = Preprocessor.from_dict({"size": 64, "equalize": "hist", "detect_faces": True})
+    assert old.face_scale == 1.0 and old.detect_faces is True
+    assert Preprocessor.from_dict({"size": 64}).detect_faces is False
+
+
+@pytest.mark.parametrize("kwargs", [{"detect_faces": "yes"}, {"face_scale": 0}, {"face_scale": -1.0}])
+def test_bad_face_settings_are_refused(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        Preprocessor(**kwargs)
