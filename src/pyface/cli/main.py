@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import re
 import shlex
 import sys
 import time
@@ -24,11 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-# Folders given to ``predict`` are searched for files with these suffixes (the formats
-# OpenCV decodes); a file named on the command line is read whatever its suffix.
-IMAGE_SUFFIXES = frozenset(
-    ".bmp .dib .jpeg .jpg .jpe .jp2 .png .webp .pbm .pgm .ppm .pxm .pnm .sr .ras .tiff .tif .exr .hdr .pic".split()
-)
 _PREDICT_BATCH = 64
 
 
@@ -321,27 +315,13 @@ def _resume_command(argv: Sequence[str], checkpoint: Path) -> str:
 # ---------------------------------------------------------------------------- predict
 
 
-def _natural_key(path: Path) -> list[tuple]:
-    # Digit runs compare as numbers, so that 2.png comes before 10.png, as in load_images.
-    return [tuple(int(run) if run.isdigit() else run for run in re.split(r"(\d+)", part.lower()))
-            for part in path.parts]
-
-
 def _image_files(inputs: Sequence[str]) -> list[Path]:
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                     and not any(part.startswith(".") for part in p.relative_to(path).parts)]
-            if not found:
-                raise UserError(f"no images found in the folder {item}")
-            files.extend(sorted(found, key=lambda p: _natural_key(p.relative_to(path))))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UserError(f"image file not found: {item}")
-    return files
+    from ..data.files import image_files
+
+    try:
+        return image_files(inputs)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
 
 
 def _per_file(answer: Callable[[list[str]], list], files: list[Path]) -> list:
