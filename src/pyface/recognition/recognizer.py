@@ -118,6 +118,14 @@ class FaceRecognizer:
         return (f"FaceRecognizer({len(self.names)} people, {a.num_layers}x{a.hidden_size} "
                 f"{'bidirectional ' if a.bidirectional else ''}LSTM over {'+'.join(a.views)})")
 
+    def preprocess(self, inputs) -> np.ndarray:
+        """The images (N, S, S) float32 the network reads, as every other method prepares them.
+
+        ``inputs`` as for :meth:`predict_proba`. A FaceDataset of these images with
+        this recognizer's preprocessor is answered without preprocessing them again.
+        """
+        return self._images(inputs)
+
     def _images(self, inputs) -> np.ndarray:
         """Preprocessed images (N, S, S) from a dataset, paths or raw images."""
         if isinstance(inputs, FaceDataset):
