@@ -366,6 +366,10 @@ def _threshold_option(text: str) -> float | str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.scheduler is not None or args.out is not None:
+        from . import distributed
+
+        return distributed.run_predict(args)
     model = _load_model(args.model)
     files = _image_files(args.images)
     # The classifier answers as it always did unless the open-set rule is asked for or needed.
@@ -579,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
     from ..nn.network import Architecture
     from ..training.loop import TrainingSettings
+    from . import distributed
 
     # pyface.train's own defaults, shown in the help and used when an option is not given.
     trained = {f.name: f.default for cls in (Architecture, TrainingSettings) for f in dataclasses.fields(cls)}
@@ -640,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open-set rule: name the most similar trained or enrolled person, or 'unknown' when "
                    "the cosine similarity is below this (0..1, or 'auto' for the model's own threshold)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    distributed.add_predict_options(p)
 
     p = command("enroll", cmd_enroll, "add a person to a model from a few images, without retraining")
     p.add_argument("model", metavar="MODEL", help="model file; it is rewritten (atomically) with the new person")
