@@ -40,7 +40,7 @@ def interrupt_in_epoch(monkeypatch, k):
     The weights, optimizer and generators have then moved on, so a checkpoint that
     took them as they stand would resume from a state no epoch boundary ever had.
     """
-    real = training._train_epoch
+    real = training.train_epoch
     calls = []
 
     def epoch_then_ctrl_c(*args, **kwargs):
@@ -50,7 +50,7 @@ def interrupt_in_epoch(monkeypatch, k):
             raise KeyboardInterrupt
         return result
 
-    monkeypatch.setattr(training, "_train_epoch", epoch_then_ctrl_c)
+    monkeypatch.setattr(training, "train_epoch", epoch_then_ctrl_c)
 
 
 def assert_same_weights(a, b):

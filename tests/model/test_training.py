@@ -111,13 +111,13 @@ def test_progress_bar_unless_quiet(faces, capsys, tiny):
 
 def test_blended_people_are_trained_on_and_left_out_of_the_model(faces, tiny, monkeypatch):
     seen = []
-    real = training._train_epoch
+    real = training.train_epoch
 
     def recording(network, optimizer, x, y, *args, **kwargs):
         seen.append((network.arch.n_classes, np.unique(y)))
         return real(network, optimizer, x, y, *args, **kwargs)
 
-    monkeypatch.setattr(training, "_train_epoch", recording)
+    monkeypatch.setattr(training, "train_epoch", recording)
     model = train(faces, blended_people=2, epochs=2, quiet=True, **tiny)
     assert [(n, list(labels)) for n, labels in seen] == [(5, [0, 1, 2, 3, 4])] * 2
     assert model.names == faces.names and model.network.arch.n_classes == 3

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..training.augment import Augmentation
 from ..training.blend import blend_people
+from ..training.step import local_gradients, train_epoch
 from ..training.checkpoint import (
     TrainingState,
     data_fingerprint,
@@ -18,10 +19,9 @@ from ..training.checkpoint import (
     save_checkpoint,
 )
 from ..data.dataset import FaceDataset, from_arrays
-from ..recognition.model_file import non_finite_parameters
 from ..nn.network import Architecture, Network, init_parameters, softmax_cross_entropy
 from ..recognition.open_set import eer_threshold, identification_scores, pair_scores
-from ..nn.optim import Adam, clip_grad_norm, learning_rate
+from ..nn.optim import Adam
 from ..recognition.recognizer import FaceRecognizer, embed_images
 
 CLASS_WEIGHTS = (None, "balanced")
@@ -182,50 +182,6 @@ def _rngs(entropy: int) -> dict[str, np.random.Generator]:
 _EPOCH_RNGS = ("batch", "augment", "dropout")
 
 
-def _train_epoch(network: Network, optimizer: Adam, x_train, y_train, weights, settings: TrainingSettings,
-                 rngs: dict, total_steps: int, warmup_steps: int) -> tuple[float, float, float]:
-    """One pass over the training images in random mini-batches.
-
-    Returns (weighted mean loss, accuracy, last learning rate). Raises
-    ``FloatingPointError`` as soon as the loss or the gradients stop being finite,
-    before they reach the weights.
-    """
-    order = rngs["batch"].permutation(len(y_train))
-    loss_sum, weight_sum, correct = 0.0, 0.0, 0
-    for step, start in enumerate(range(0, len(order), settings.batch_size), 1):
-        batch = order[start : start + settings.batch_size]
-        xb, yb = x_train[batch], y_train[batch]
-        if settings.augment is not None:
-            xb = settings.augment(xb, rngs["augment"])
-        sw = None if weights is None else weights[yb]
-        logits, cache = network.forward(xb, training=True, rng=rngs["dropout"])
-        loss, dlogits, probs = softmax_cross_entropy(
-            logits, yb, sample_weight=sw, label_smoothing=settings.label_smoothing
-        )
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss} at step {step}")
-        grads = network.backward(dlogits, cache)
-        norm = clip_grad_norm(grads, settings.clip_norm)
-        if not np.isfinite(norm):
-            raise FloatingPointError(f"the gradients became {norm} at step {step}")
-        lr = learning_rate(optimizer.t, total_steps, settings.learning_rate,
-                           schedule=settings.lr_schedule, warmup_steps=warmup_steps)
-        optimizer.step(grads, lr=lr)
-        batch_weight = len(yb) if sw is None else float(sw.sum())
-        loss_sum += loss * batch_weight
-        weight_sum += batch_weight
-        correct += int((probs.argmax(axis=1) == yb).sum())
-    broken = non_finite_parameters(network.params)
-    if broken:
-        raise FloatingPointError(f"the weights became non-finite (in {', '.join(broken)})")
-    # Finite weights can still be so large that the scores overflow: such a model only
-    # ever answers NaN, so it must not become the last good one.
-    logits, _ = network.forward(x_train[: settings.batch_size])
-    if not np.isfinite(logits).all():
-        raise FloatingPointError("the weights became so large that the scores overflow")
-    return loss_sum / weight_sum, correct / len(y_train), lr
-
-
 def _capture(epoch: int, network: Network, optimizer: Adam, rngs: dict, history: dict, best: dict) -> TrainingState:
     """A copy of everything that training changes, after ``epoch`` completed epochs."""
     return TrainingState(
@@ -320,7 +276,7 @@ def _model(network: Network, params: dict, dataset: FaceDataset, settings: Train
 
 def train(data, labels=None, *, names=None, preprocessor=None, validation_data: FaceDataset | None = None,
           seed: int | None = 0, quiet: bool = False, kernel=None, checkpoint=None, checkpoint_every: int | None = 1,
-          resume=None, **options) -> FaceRecognizer:
+          resume=None, step_gradients=None, **options) -> FaceRecognizer:
     """Train a face recognizer.
 
     ``data`` is a :class:`~pyface.data.FaceDataset`, or images (N, H, W) with
@@ -357,6 +313,10 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
 
     The same ``seed`` with the same data, options and kernel thread count gives the
     same model.
+
+    ``step_gradients(network, images, labels, weights, settings)`` makes what computes
+    each step's gradients (see :mod:`pyface.training.step`); by default this process,
+    the whole batch at once. :func:`pyface.distributed.train` passes its cluster's.
     """
     unknown = set(options) - set(ARCHITECTURE_OPTIONS) - set(TRAINING_OPTIONS)
     if unknown:
@@ -415,6 +375,7 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
         x_fit, y_fit = np.concatenate([x_train, x_blend]), np.concatenate([y_train, y_blend])
     weights = class_weights(y_fit, arch.n_classes) if settings.class_weight == "balanced" else None
 
+    gradients = (step_gradients or local_gradients)(network, x_fit, y_fit, weights, settings)
     optimizer = Adam(network.params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps_per_epoch = -(-len(y_fit) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
@@ -436,8 +397,8 @@ def train(data, labels=None, *, names=None, preprocessor=None, validation_data: 
                 break
             started = time.perf_counter()
             try:
-                loss, accuracy, lr = _train_epoch(network, optimizer, x_fit, y_fit, weights, settings, rngs,
-                                                  total_steps, warmup_steps)
+                loss, accuracy, lr = train_epoch(network, optimizer, x_fit, y_fit, weights, settings, rngs,
+                                                 total_steps, warmup_steps, gradients)
                 if len(y_val):
                     val_loss, val_acc = _evaluate_loss(network, x_val, y_val, 256)
                     if not np.isfinite(val_loss):
