@@ -13,5 +13,6 @@ except ImportError as exc:
     ) from exc
 
 from .predict import embed_files, predict_files
+from .train import train
 
-__all__ = ["predict_files", "embed_files"]
+__all__ = ["predict_files", "embed_files", "train"]
