@@ -29,7 +29,7 @@ import numpy as np
 
 import pyface
 from pyface.data import load_images
-from pyface.data.files import image_files
+from pyface.data.images import list_image_files
 from pyface.datasets import fetch_att_faces, synthetic_faces
 
 
@@ -130,7 +130,7 @@ def main() -> None:
         orl = fetch_att_faces()
     if args.smoke:
         orl = orl[np.flatnonzero(orl.labels < 4)]
-    files = [str(p) for p in image_files(sorted({os.path.dirname(p) for p in orl.paths}))]
+    files = [str(p) for p in list_image_files(sorted({os.path.dirname(p) for p in orl.paths}))]
     paths = [files[k % len(files)] for k in range(args.images)]
 
     model = pyface.train(orl, epochs=1, quiet=True, **options)

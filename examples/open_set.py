@@ -88,6 +88,9 @@ def main():
           f"({len(unseen) - 5 * len(unseen.names)} images)")
     print(f"verification EER, all pairs of the unseen people: {100 * eer:.2f}% at similarity {at_eer:.3f} "
           f"(TAR at FAR 1%: {100 * tar_at_far(fpr, tpr, 0.01):.1f}%; model's threshold {model.verify_threshold:.3f})")
+    if not plots.matplotlib_available():
+        print(f"no ROC picture: {plots.MISSING_MESSAGE}")  # the figures above stand without it
+        return
     plots.save_roc_curve(fpr, tpr, args.roc, eer=eer, title=f"Verification, {len(unseen.names)} unseen people")
     print(f"wrote {args.roc}")
 

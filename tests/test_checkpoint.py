@@ -9,12 +9,12 @@ import pytest
 
 from pyface import cli
 
-from pyface.recognition import model_file as model_io
+from pyface.io import npz as model_io
 
 from pyface.training import loop as training
 from pyface.training.checkpoint import load_checkpoint
 from pyface.datasets import synthetic_faces
-from pyface.recognition.model_file import ModelFileError, load_model
+from pyface import ModelFileError, load_model
 from pyface.training import TrainingInterrupted, train
 
 # Two layers, both readings, augmentation and dropout: every random generator and every
@@ -24,8 +24,8 @@ OPTIONS = {"hidden_size": 6, "num_layers": 2, "bidirectional": True, "views": ("
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return synthetic_faces(n_people=3, per_person=6, size=16, seed=2)
+def faces(small_faces):
+    return small_faces
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ from pyface import cli
 from pyface.data import load_images
 from pyface.datasets import synthetic_faces
 from pyface.recognition.explain import explain
-from pyface.recognition.model_file import load_model
+from pyface import load_model
 
 # A small, fast network: a few seconds of training for all the tests together.
 TINY = ["--epochs", "3", "--hidden", "8", "--layers", "1", "--no-bidirectional", "--size", "16", "--quiet"]

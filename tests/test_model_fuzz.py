@@ -8,8 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyface.datasets import synthetic_faces
-from pyface.recognition.model_file import ModelFileError, load_model
+from pyface import ModelFileError, load_model
 from pyface.training import train
 
 TINY = {"hidden_size": 4, "num_layers": 1, "views": ("rows",), "bidirectional": False, "augment": None,
@@ -17,8 +16,8 @@ TINY = {"hidden_size": 4, "num_layers": 1, "views": ("rows",), "bidirectional": 
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return synthetic_faces(n_people=2, per_person=3, size=16, seed=0)
+def faces(small_faces):
+    return small_faces
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pyface.kernel import lstm
 from pyface.training.checkpoint import load_checkpoint
 from pyface.data import load_images
 from pyface.datasets import synthetic_faces
-from pyface.recognition.model_file import load_model
+from pyface import load_model
 from pyface.data.preprocess import Preprocessor
 from pyface.training import TrainingDivergedError, train
 
@@ -22,8 +22,8 @@ TINY = {"hidden_size": 8, "num_layers": 1, "views": ("rows",), "bidirectional": 
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return synthetic_faces(n_people=3, per_person=6, size=16, seed=0)
+def faces(small_faces):
+    return small_faces
 
 
 def all_finite(model):

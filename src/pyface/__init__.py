@@ -7,11 +7,12 @@ from .data.dataset import FaceDataset, from_arrays, load_images
 from .estimator import LSTMFaceClassifier
 from .recognition.explain import explain
 from .kernel.lstm import LstmCache, LstmGrads, lstm_backward, lstm_forward
-from .recognition.model_file import ModelFileError, load_model
+from .io.npz import ModelFileError
+from .recognition.recognizer import load_model
 from .recognition.open_set import evaluate_open_set
 from .data.preprocess import Preprocessor
 from .recognition.recognizer import FaceRecognizer
-from .training.loop import TrainingDivergedError, TrainingInterrupted, train
+from .training import TrainingDivergedError, TrainingInterrupted, train
 
 __version__: str = info()["version"]
 

@@ -259,7 +259,7 @@ def epoch_seconds(images: np.ndarray, labels: np.ndarray, impl: str, *, epochs: 
     """Median seconds per epoch of the classic recipe trained on (N, S, S) float32 images in
     [0, 1] with integer labels, by pyface.train or by an equivalent torch.nn.LSTM loop."""
     if impl == "pyface":
-        from .training.loop import train
+        from .training import train
 
         model = train(images, labels, seed=seed, quiet=True, epochs=epochs, **CLASSIC)
         return float(np.median(model.history["seconds"][1:]))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .io.atomic import atomic_write
 from .data.dataset import FaceDataset, from_arrays, load_images
 from .data.matfile import read_matrix
 from .data.preprocess import Preprocessor
@@ -74,31 +73,21 @@ def _download(remote: _RemoteFile, folder: Path, *, quiet: bool) -> Path:
     target = folder / remote.filename
     if not quiet:
         print(f"Downloading the ORL/AT&T faces from {remote.url} to {folder}", file=sys.stderr)
-    fd, tmp = tempfile.mkstemp(prefix=f".{remote.filename}.", suffix=".part", dir=folder)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(remote.url, timeout=60) as response:
-                    for chunk in iter(lambda: response.read(_CHUNK), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
-            except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise OSError(f"could not download {remote.url}: {reason}") from exc
-            out.flush()
-            os.fsync(out.fileno())
+    digest = hashlib.sha256()
+    with atomic_write(target, mode=0o644) as out:
+        try:
+            with urllib.request.urlopen(remote.url, timeout=60) as response:
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise OSError(f"could not download {remote.url}: {reason}") from exc
         if digest.hexdigest() != remote.sha256:
             raise OSError(
                 f"the file downloaded from {remote.url} has SHA-256 {digest.hexdigest()}, expected "
                 f"{remote.sha256}: it is corrupt or was changed, and was not kept"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return target
 
 

@@ -7,13 +7,13 @@ import sys
 
 import numpy as np
 
-from .nn.network import Architecture
+from .data.images import read_image
 from .data.preprocess import Preprocessor
-from .recognition.recognizer import _read_image
-from .training.loop import TrainingSettings, train
+from .training import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, train
 
-_A = Architecture.__dataclass_fields__
-_T = TrainingSettings.__dataclass_fields__
+# The estimator's own parameters; every other one is an option of pyface.train, with its default.
+OWN_PARAMETERS = ("image_size", "random_state", "quiet")
+_D = DEFAULTS
 
 
 class LSTMFaceClassifier:
@@ -32,24 +32,27 @@ class LSTMFaceClassifier:
     def __init__(
         self,
         image_size=64,
-        hidden_size=_A["hidden_size"].default,
-        num_layers=_A["num_layers"].default,
-        bidirectional=_A["bidirectional"].default,
-        views=_A["views"].default,
-        pooling=_A["pooling"].default,
-        dropout=_A["dropout"].default,
-        epochs=_T["epochs"].default,
-        batch_size=_T["batch_size"].default,
-        learning_rate=_T["learning_rate"].default,
-        lr_schedule=_T["lr_schedule"].default,
-        warmup_epochs=_T["warmup_epochs"].default,
-        weight_decay=_T["weight_decay"].default,
-        clip_norm=_T["clip_norm"].default,
-        label_smoothing=_T["label_smoothing"].default,
-        class_weight=_T["class_weight"].default,
+        hidden_size=_D["hidden_size"],
+        num_layers=_D["num_layers"],
+        bidirectional=_D["bidirectional"],
+        views=_D["views"],
+        pooling=_D["pooling"],
+        dropout=_D["dropout"],
+        head=_D["head"],
+        cosine_scale=_D["cosine_scale"],
+        epochs=_D["epochs"],
+        batch_size=_D["batch_size"],
+        learning_rate=_D["learning_rate"],
+        lr_schedule=_D["lr_schedule"],
+        warmup_epochs=_D["warmup_epochs"],
+        weight_decay=_D["weight_decay"],
+        clip_norm=_D["clip_norm"],
+        label_smoothing=_D["label_smoothing"],
+        class_weight=_D["class_weight"],
         augment=True,
-        validation_fraction=_T["validation_fraction"].default,
-        patience=_T["patience"].default,
+        validation_fraction=_D["validation_fraction"],
+        patience=_D["patience"],
+        blended_people=_D["blended_people"],
         random_state=0,
         quiet=True,
     ):
@@ -60,6 +63,8 @@ class LSTMFaceClassifier:
         self.views = views
         self.pooling = pooling
         self.dropout = dropout
+        self.head = head
+        self.cosine_scale = cosine_scale
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -72,6 +77,7 @@ class LSTMFaceClassifier:
         self.augment = augment
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.blended_people = blended_people
         self.random_state = random_state
         self.quiet = quiet
 
@@ -114,7 +120,8 @@ class LSTMFaceClassifier:
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} images but y has {len(y)} labels")
         self.classes_, y_index = np.unique(y, return_inverse=True)
-        options = {k: v for k, v in self.get_params().items() if k not in ("image_size", "random_state", "quiet")}
+        params = self.get_params()
+        options = {name: params[name] for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
         self.model_ = train(
             _images(X), y_index, names=[str(c) for c in self.classes_],
             preprocessor=Preprocessor(size=self.image_size), seed=self.random_state, quiet=self.quiet, **options,
@@ -145,5 +152,5 @@ def _images_or_paths(X):
 
 
 def _images(X) -> list:
-    return [_read_image(x) if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__") else np.asarray(x)
+    return [read_image(x) if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__") else np.asarray(x)
             for x in _images_or_paths(X)]

@@ -59,7 +59,7 @@ def _print_table(table, as_json: bool) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """``pyface predict`` with ``--scheduler``; the exit status."""
-    from ..data.files import image_files
+    from ..data.images import list_image_files
 
     if args.scheduler is None:
         raise ValueError("--out writes the results of a Dask job: give --scheduler ADDRESS or --scheduler local")
@@ -67,7 +67,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--partition-size must be at least 1, got {args.partition_size}")
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"model file not found: {args.model}")
-    files = [os.fspath(p) for p in image_files(args.images)]
+    files = [os.fspath(p) for p in list_image_files(args.images)]
     with _client(args.scheduler) as client:
         from .. import distributed
 

@@ -110,7 +110,7 @@ def _output_file(path: str, option: str) -> Path:
 
 
 def _load_model(path: str):
-    from ..recognition.model_file import load_model
+    from ..recognition.recognizer import load_model
 
     if not Path(path).exists():
         raise UserError(f"model file not found: {path}")
@@ -232,7 +232,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .. import plots
     from ..data.preprocess import Preprocessor
-    from ..training.loop import TrainingInterrupted, train
+    from ..training import TrainingInterrupted, train
 
     folder = _existing_folder(args.folder, "face folder")
     out = _output_file(args.out, "--out")
@@ -316,10 +316,10 @@ def _resume_command(argv: Sequence[str], checkpoint: Path) -> str:
 
 
 def _image_files(inputs: Sequence[str]) -> list[Path]:
-    from ..data.files import image_files
+    from ..data.images import list_image_files
 
     try:
-        return image_files(inputs)
+        return list_image_files(inputs)
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
@@ -374,7 +374,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = _image_files(args.images)
     # The classifier answers as it always did unless the open-set rule is asked for or needed.
     open_set = args.threshold is not None or bool(model.enrolled)
-    limit = model._threshold(args.threshold) if args.threshold is not None else -math.inf
+    limit = model.resolve_threshold(args.threshold) if args.threshold is not None else -math.inf
     answer = _open_set_answer(model) if open_set else _closed_set_answer(model)
     records, failed = [], 0
     for path, result in zip(files, _per_file(answer, files)):
@@ -417,7 +417,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for item in (args.a, args.b):
         if not Path(item).is_file():
             raise UserError(f"image file not found: {item}")
-    limit = model._threshold(args.threshold, "verify_threshold")
+    limit = model.resolve_threshold(args.threshold, kind="verify")
     same, score = model.verify(args.a, args.b, threshold=limit)
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "same": same, "similarity": score, "threshold": limit},
@@ -513,7 +513,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .. import plots
     from ..datasets import synthetic_faces
     from ..recognition.explain import explanation, render
-    from ..training.loop import train
+    from ..training import train
 
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -582,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pyface`` command."""
     from .. import __version__
     from ..nn.network import Architecture
-    from ..training.loop import TrainingSettings
+    from ..training import TrainingSettings
     from . import distributed
 
     # pyface.train's own defaults, shown in the help and used when an option is not given.
@@ -708,7 +708,7 @@ def _warnings_as_lines():
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``pyface`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    from ..recognition.model_file import ModelFileError
+    from ..io.npz import ModelFileError
 
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to tell how to resume an interrupted run

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ..data.preprocess import Preprocessor
+from .images import decode_image, natural_key
+from .preprocess import Preprocessor
+from .split import stratified_split
 
 __all__ = ["FaceDataset", "load_images", "from_arrays"]
 
@@ -100,14 +100,8 @@ class FaceDataset:
         """
         if not 0.0 < test_size < 1.0:
             raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
-        rng = np.random.default_rng(seed)
-        is_test = np.zeros(len(self), dtype=bool)
-        for label in np.unique(self.labels):
-            members = np.flatnonzero(self.labels == label)
-            # floor(v + 0.5), not round(): numpy rounds halves to even.
-            n_test = min(int(np.floor(test_size * len(members) + 0.5)), len(members) - 1)
-            is_test[rng.choice(members, size=n_test, replace=False)] = True
-        return self[~is_test], self[is_test]
+        train, test = stratified_split(self.labels, test_size, np.random.default_rng(seed))
+        return self[train], self[test]
 
     def split_first(self, k: int) -> tuple[FaceDataset, FaceDataset]:
         """Per person, the first k images in data set order go to train and the rest to test."""
@@ -121,28 +115,6 @@ class FaceDataset:
     def __repr__(self) -> str:
         n_people = len(np.unique(self.labels))
         return f"FaceDataset({len(self)} images of {n_people} people, preprocessor={self.preprocessor!r})"
-
-
-def _natural_key(name: str) -> tuple:
-    # Digit runs compare as numbers so that s2 sorts before s10; the name breaks ties.
-    parts = re.split(r"(\d+)", name.lower())
-    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)), name
-
-
-def _read_image(path: Path) -> np.ndarray | None:
-    """The image as OpenCV decodes it, unchanged in depth and channels, or None if unreadable."""
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        return None
-    # We report unreadable files ourselves; OpenCV's own log lines would only repeat it.
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        return None
-    finally:
-        cv2.utils.logging.setLogLevel(level)
 
 
 # A folder of thousands of bad files gets a message of a readable length, not thousands of lines.
@@ -214,7 +186,7 @@ def load_images(
 
     def visible(entries):
         shown = (p for p in entries if not p.name.startswith("."))
-        return sorted(shown, key=lambda p: _natural_key(p.name))
+        return sorted(shown, key=lambda p: natural_key(p.name))
 
     images, labels, names, paths, problems = [], [], [], [], []
     for folder in visible(p for p in root.iterdir() if p.is_dir()):
@@ -223,7 +195,7 @@ def load_images(
             files = [p for p in files if p.suffix.lower() in wanted]
         found = 0
         for path in files:
-            raw = _read_image(path)
+            raw = decode_image(np.fromfile(path, dtype=np.uint8))
             if raw is None:
                 problems.append(f"{path}: not a readable image")
                 continue

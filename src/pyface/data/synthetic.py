@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..data.dataset import FaceDataset, from_arrays
-from ..data.preprocess import Preprocessor
+from .dataset import FaceDataset, from_arrays
+from .preprocess import Preprocessor
 
 __all__ = ["synthetic_faces"]
 
@@ -66,26 +66,34 @@ def _identity(rng: np.random.Generator) -> _Identity:
     )
 
 
-def _draw(p: _Identity, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One image of a person: uint8 (size, size) grey."""
-    S = size * _SUPERSAMPLE
-    u = rng.uniform
-    background = u(0.15, 0.4)
-    canvas = np.full((S, S), background, dtype=np.float32)
-    turn = u(-0.25, 0.25)  # head turned: features slide sideways, the far ear shrinks
-    smile = p.smile + u(-0.02, 0.03)
-    mouth_open = u(0.0, 0.025) if rng.random() < 0.3 else 0.0
-    brow_raise = u(-0.01, 0.02)
-    eye_open = u(0.45, 1.0)
+@dataclass(frozen=True)
+class _Pose:
+    """What changes between two pictures of one person."""
 
-    def pt(x: float, y: float) -> tuple[int, int]:
-        # Face coordinates: origin at the face centre, unit = the image side.
-        return int(round((0.5 + x) * S)), int(round((0.5 + y) * S))
+    turn: float  # head turned: features slide sideways, the far ear shrinks
+    smile: float
+    mouth_open: float
+    brow_raise: float
+    eye_open: float
 
-    def ln(v: float) -> int:
-        return max(1, int(round(v * S)))
 
-    shift = turn * p.face_w * 0.35
+class _Canvas:
+    """A supersampled grey picture in face coordinates: origin at the face centre, unit = the image side."""
+
+    def __init__(self, size: int, background: float):
+        self.S = size * _SUPERSAMPLE
+        self.pixels = np.full((self.S, self.S), background, dtype=np.float32)
+
+    def pt(self, x: float, y: float) -> tuple[int, int]:
+        return int(round((0.5 + x) * self.S)), int(round((0.5 + y) * self.S))
+
+    def ln(self, v: float) -> int:
+        return max(1, int(round(v * self.S)))
+
+
+def _draw_head(c: _Canvas, p: _Identity, turn: float, shift: float) -> None:
+    """Ears, face, and the hair of the identity's style."""
+    canvas, pt, ln = c.pixels, c.pt, c.ln
     hair, skin = float(p.hair), float(p.skin)
     if p.hair_style in ("long", "curly"):
         cv2.ellipse(canvas, pt(0, 0.02), (ln(p.face_w + 0.07), ln(p.face_h + 0.06)), 0, 180, 360, hair, -1)
@@ -116,6 +124,12 @@ def _draw(p: _Identity, size: int, rng: np.random.Generator) -> np.ndarray:
         cv2.ellipse(canvas, pt(0, -p.face_h * 0.2), (ln(p.face_w * 1.02), ln(p.face_h * 0.5)), 0, 180, 360,
                     skin * 1.05, -1)
 
+
+def _draw_eyes(c: _Canvas, p: _Identity, pose: _Pose, shift: float) -> None:
+    """Eyes with their irises and brows, and glasses for those who wear them."""
+    canvas, pt, ln = c.pixels, c.pt, c.ln
+    turn, eye_open, brow_raise = pose.turn, pose.eye_open, pose.brow_raise
+    hair = float(p.hair)
     eye_y = p.eye_y
     for side in (-1, 1):
         x = shift + side * p.eye_gap * (1 - 0.3 * side * turn)
@@ -134,6 +148,12 @@ def _draw(p: _Identity, size: int, rng: np.random.Generator) -> np.ndarray:
         cv2.line(canvas, pt(shift - p.eye_gap + p.eye_size * 2.2, eye_y),
                  pt(shift + p.eye_gap - p.eye_size * 2.2, eye_y), 0.1, ln(0.008))
 
+
+def _draw_nose_and_mouth(c: _Canvas, p: _Identity, pose: _Pose, shift: float) -> None:
+    """Nose and nostrils, a beard for those who wear one, and the lips."""
+    canvas, pt, ln = c.pixels, c.pt, c.ln
+    hair, skin, eye_y = float(p.hair), float(p.skin), p.eye_y
+    smile, mouth_open = pose.smile, pose.mouth_open
     nose_top, nose_tip = eye_y + 0.02, eye_y + 0.02 + p.nose_len
     nose = np.array([pt(shift * 1.3, nose_top), pt(shift * 1.3 - p.nose_w, nose_tip),
                      pt(shift * 1.3 + p.nose_w, nose_tip)], dtype=np.int32)
@@ -155,6 +175,11 @@ def _draw(p: _Identity, size: int, rng: np.random.Generator) -> np.ndarray:
     cv2.polylines(canvas, [upper], False, lips, ln(p.lip))
     cv2.polylines(canvas, [lower], False, lips, ln(p.lip))
 
+
+def _photograph(canvas: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Light, exposure, a small rotation and shift, downsampling and sensor noise: uint8 (size, size)."""
+    S = canvas.shape[0]
+    u = rng.uniform
     # Light falls from a random side; the whole picture then gets a random exposure.
     angle = u(0, 2 * np.pi)
     ramp = np.cos(angle) * np.linspace(-1, 1, S)[None, :] + np.sin(angle) * np.linspace(-1, 1, S)[:, None]
@@ -167,6 +192,21 @@ def _draw(p: _Identity, size: int, rng: np.random.Generator) -> np.ndarray:
     small = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
     small += rng.normal(0.0, u(0.01, 0.03), small.shape).astype(np.float32)
     return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+
+
+def _draw(p: _Identity, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One image of a person: uint8 (size, size) grey."""
+    u = rng.uniform
+    c = _Canvas(size, u(0.15, 0.4))
+    turn = u(-0.25, 0.25)
+    smile = p.smile + u(-0.02, 0.03)
+    mouth_open = u(0.0, 0.025) if rng.random() < 0.3 else 0.0
+    pose = _Pose(turn=turn, smile=smile, mouth_open=mouth_open, brow_raise=u(-0.01, 0.02), eye_open=u(0.45, 1.0))
+    shift = turn * p.face_w * 0.35
+    _draw_head(c, p, turn, shift)
+    _draw_eyes(c, p, pose, shift)
+    _draw_nose_and_mouth(c, p, pose, shift)
+    return _photograph(c.pixels, size, rng)
 
 
 def synthetic_faces(

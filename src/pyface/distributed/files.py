@@ -5,20 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..data.files import image_files
+from ..data.images import list_image_files
 
 
 def listed_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """The files of a job, in order: a folder's images, or the paths given, as strings.
 
     A folder is searched recursively on the driver (see
-    :func:`pyface.data.files.image_files`). Paths given are taken as they are: a missing
+    :func:`pyface.data.images.list_image_files`). Paths given are taken as they are: a missing
     or unreadable file is that file's error in the results, not a failed job. The
     workers must see the paths as the driver does: one machine, or a shared filesystem.
     """
     if isinstance(source, (str, os.PathLike)):
         if os.path.isdir(source):
-            return [os.fspath(p) for p in image_files(source)]
+            return [os.fspath(p) for p in list_image_files([source])]
         return [os.fspath(source)]
     if isinstance(source, (bytes, bytearray)) or not isinstance(source, Sequence):
         raise TypeError(f"expected a folder, a file path or a sequence of paths, got {type(source).__name__}")

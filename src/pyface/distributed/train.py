@@ -1,76 +1,71 @@
 """Data-parallel training on a Dask cluster: every step's batch split across the workers.
 
-The driver runs :func:`pyface.train` unchanged, with one difference: each step's
-gradients are the sum of the gradients of the batch's shards, computed on the workers
-(:func:`pyface.training.step.shard_gradients`). The training images are scattered to
-every worker once; a step sends the weights and each shard's positions and seeds, and
-brings back each shard's gradients. Every worker's shard then contributes to the one
-update the driver applies (synchronous data parallelism). A task lost with its worker
-runs again on another: being a pure function of the weights, the shard and its seeds,
-it gives the same gradients, and training continues from the same step.
+The driver runs pyface's training loop unchanged (:func:`pyface.training.loop.fit`), with
+one difference: each step's gradients are the sum of the gradients of the batch's parts,
+computed on the workers (:func:`pyface.training.step.batch_gradients`). The driver draws
+all of a step's randomness (batch, augmentation, dropout masks) and sends each worker its
+part with the weights; the parts' gradients come back, are summed in part order, and the
+driver applies the one update (synchronous data parallelism). A task lost with its worker
+runs again on another: being a pure function of the weights and its part, it gives the
+same gradients, and training continues from the same step.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..training.loop import train as train_here
-from ..training.step import ShardResult, StepDraw, add_results, shard_gradients
+from ..data.preprocess import Preprocessor
+from ..nn.network import Network
+from ..training.augment import Augmentation
+from ..training.data import as_dataset
+from ..training.loop import fit
+from ..training.settings import ARCHITECTURE_OPTIONS, TRAINING_OPTIONS, augmentation
+from ..training.step import Batch, Gradients, batch_gradients, sum_gradients
 from .jobs import default_client
 from .workers import network_turn
 
-
-@dataclass(frozen=True)
-class _TrainingImages:
-    images: np.ndarray
-    labels: np.ndarray
-    weights: np.ndarray | None
+_DEFAULT_AUGMENTATION = Augmentation()
 
 
-def _shard_task(data: _TrainingImages, arch, params: dict, draw: StepDraw, augment, label_smoothing: float,
-                total_weight: float) -> tuple[ShardResult, float]:
-    """The worker's task: a shard's gradients, and the seconds spent computing them."""
+def _part_task(arch, params: dict, part: Batch, label_smoothing: float) -> tuple[Gradients, float]:
+    """The worker's task: a part's share of the step, and the seconds spent computing it."""
     started = time.perf_counter()
     # Unpickled arrays carry an equal but distinct float32 dtype object, which the native
     # kernel refuses (it checks identity); a copy as float32 has the canonical one.
     params = {name: value.astype(np.float32) for name, value in params.items()}
     with network_turn():
-        result = shard_gradients(arch, params, data.images, data.labels, data.weights, draw, augment,
-                                 label_smoothing, total_weight)
+        result = batch_gradients(Network(arch, params), part, label_smoothing)
     return result, time.perf_counter() - started
 
 
 class ClusterGradients:
-    """Each step's gradients from ``shards`` tasks on the cluster, summed in shard order.
+    """A step's gradients from ``parts`` tasks on the cluster, summed in part order.
 
     ``step_seconds`` and ``compute_seconds`` add up, over the steps, the time a step took
-    as the driver saw it and the longest shard's computing time on its worker: the rest
-    is communication and scheduling.
+    as the driver saw it and the longest part's computing time on its worker: the rest is
+    communication and scheduling.
     """
 
-    def __init__(self, client, shards: int, network, images, labels, weights, settings):
-        if getattr(network.kernel, "__name__", None) != "pyface.kernel.lstm":
-            raise ValueError("distributed training runs the native kernel; kernel= is for pyface.train's tests")
+    def __init__(self, client, parts: int):
         self.client = client
-        self.shards = shards
-        self.arch = network.arch
-        self.settings = settings
-        self.data = client.scatter(_TrainingImages(images, labels, weights), broadcast=True, hash=False)
+        self.parts = parts
         self.step_seconds = 0.0
         self.compute_seconds = 0.0
 
-    def __call__(self, params: dict, draw: StepDraw, total_weight: float) -> ShardResult:
+    def __call__(self, network: Network, batch: Batch, label_smoothing: float) -> Gradients:
+        if getattr(network.kernel, "__name__", None) != "pyface.kernel.lstm":
+            raise ValueError("distributed training runs the native kernel; kernel= is for pyface.train's tests")
         started = time.perf_counter()
-        futures = [self.client.submit(_shard_task, self.data, self.arch, params, shard, self.settings.augment,
-                                      self.settings.label_smoothing, total_weight, pure=False)
-                   for shard in draw.shards(self.shards)]
+        cuts = np.linspace(0, len(batch), min(self.parts, len(batch)) + 1).round().astype(int)
+        futures = [self.client.submit(_part_task, network.arch, network.params, batch.part(start, stop),
+                                      label_smoothing, pure=False)
+                   for start, stop in zip(cuts[:-1], cuts[1:])]
         answers = self.client.gather(futures)
         self.step_seconds += time.perf_counter() - started
         self.compute_seconds += max(seconds for _, seconds in answers)
-        return add_results([result for result, _ in answers])
+        return sum_gradients([result for result, _ in answers])
 
     @property
     def communication_share(self) -> float:
@@ -78,32 +73,39 @@ class ClusterGradients:
         return 0.0 if self.step_seconds == 0 else max(0.0, 1.0 - self.compute_seconds / self.step_seconds)
 
 
-def train(data, labels=None, *, client=None, shards: int | None = None, names=None, preprocessor=None,
-          validation_data=None, seed: int | None = 0, quiet: bool = False, checkpoint=None,
-          checkpoint_every: int | None = 1, resume=None, **options):
+def train(data, labels=None, *, client=None, shards: int | None = None, names=None,
+          preprocessor: Preprocessor | None = None, validation_data=None,
+          hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
+          views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.2,
+          head: str = "dense", cosine_scale: float = 16.0,
+          epochs: int = 100, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
+          warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
+          label_smoothing: float = 0.1, class_weight: str | None = "balanced",
+          augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
+          validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
+          seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
+          resume=None):
     """:func:`pyface.train` with every step's batch split across the workers of a Dask cluster.
 
-    Takes the same data, options, checkpoints and resumption as :func:`pyface.train`.
-    ``client`` is a ``distributed.Client`` (default: the current one); ``shards`` the
-    parts each batch is cut into (default: the cluster's worker threads), one task each.
-    Every image's augmentation and dropout come from seeds drawn on this machine, so the
-    same seed gives the same model for any number of workers and shards, up to float
-    summation order. The returned model's ``history["communication_share"]`` is the
-    share of the steps' time spent outside the workers' gradient computation.
+    The same data, options, checkpoints and resumption as :func:`pyface.train`, and the
+    same model for the same seed, up to float summation order, whatever the number of
+    workers. ``client`` is a ``distributed.Client`` (default: the current one);
+    ``shards`` the parts each batch is cut into, one task each (default: the cluster's
+    worker threads). The returned model's ``history["communication_share"]`` is the share
+    of the steps' time spent outside the workers' gradient computation.
     """
     client = default_client(client)
     if shards is None:
         shards = max(sum(client.nthreads().values()), 1)
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
         raise ValueError(f"shards must be a positive integer, got {shards!r}")
-    made = []
-
-    def step_gradients(network, images, labels_, weights, settings):
-        made.append(ClusterGradients(client, shards, network, images, labels_, weights, settings))
-        return made[-1]
-
-    model = train_here(data, labels, names=names, preprocessor=preprocessor, validation_data=validation_data,
-                       seed=seed, quiet=quiet, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                       resume=resume, step_gradients=step_gradients, **options)
-    model.history["communication_share"] = made[0].communication_share
+    given = locals()
+    options = {name: given[name] for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
+    options["augment"] = augmentation(augment)
+    options["views"] = tuple(views)
+    gradients = ClusterGradients(client, shards)
+    model = fit(as_dataset(data, labels, names, preprocessor), options, gradients=gradients,
+                validation_data=validation_data, seed=seed, quiet=quiet, checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every, resume=resume)
+    model.history["communication_share"] = gradients.communication_share
     return model

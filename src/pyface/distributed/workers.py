@@ -19,8 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..kernel.runtime import set_num_threads
-from ..recognition.model_file import load_model
-from ..recognition.recognizer import FaceRecognizer
+from ..recognition.recognizer import FaceRecognizer, load_model
 
 # Models a worker keeps loaded at once; a long-lived worker serving many jobs stays bounded.
 _KEPT_MODELS = 4

@@ -15,17 +15,19 @@ The LSTM layers run through the native kernel; everything else is NumPy.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
 from ..kernel.blas import one_blas_thread
+from .functional import unit_rows, unit_rows_backward
 
 VIEWS = ("rows", "columns")
+# The LSTMs read a pixel p in [0, 1] as _INPUT_SCALE * p - 1.
+_INPUT_SCALE = 2
 POOLINGS = ("last", "mean")
 HEADS = ("dense", "cosine")
-# Keeps the norms of cosine-head summaries and weight rows away from zero in divisions.
-_NORM_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,11 @@ def init_parameters(arch: Architecture, rng: np.random.Generator, dtype=np.float
     return params
 
 
+def non_finite_parameters(params: dict[str, np.ndarray]) -> list[str]:
+    """Names of the arrays in ``params`` holding a NaN or an infinity."""
+    return [name for name, value in params.items() if not np.isfinite(value).all()]
+
+
 def _default_kernel():
     from ..kernel import lstm
 
@@ -169,33 +176,56 @@ class Network:
     def dtype(self):
         return self.params["dense.weight"].dtype
 
+    def head_parameter_names(self) -> tuple[str, ...]:
+        """Names of the head's parameters, whose first axis runs over the classes."""
+        return tuple(name for name in self.arch.parameter_shapes() if name.startswith("dense."))
+
+    def keep_classes(self, n_classes: int) -> Network:
+        """A copy of the network scoring only the first ``n_classes`` classes, with copied weights."""
+        if not 1 <= n_classes <= self.arch.n_classes:
+            raise ValueError(f"n_classes must be in [1, {self.arch.n_classes}], got {n_classes}")
+        head = self.head_parameter_names()
+        params = {name: (value[:n_classes] if name in head else value).copy() for name, value in self.params.items()}
+        return Network(replace(self.arch, n_classes=n_classes), params, kernel=self.kernel)
+
     def _sequences(self, images: np.ndarray) -> dict[str, np.ndarray]:
         S = self.arch.image_size
         images = np.asarray(images)
         if images.ndim != 3 or images.shape[1:] != (S, S):
             raise ValueError(f"images must have shape (N, {S}, {S}), got {images.shape}")
         # Centred inputs keep the gates away from saturation at the start.
-        x = images.astype(self.dtype) * 2 - 1
+        x = images.astype(self.dtype) * _INPUT_SCALE - 1
         seqs = {"rows": np.ascontiguousarray(x)}
         if "columns" in self.arch.views:
             seqs["columns"] = np.ascontiguousarray(x.transpose(0, 2, 1))
         return {view: seqs[view] for view in self.arch.views}
 
-    def _dropout_mask(self, shape, rng: np.random.Generator) -> np.ndarray:
-        keep = 1.0 - self.arch.dropout
-        return (rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+    def dropout_masks(self, n_images: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """The dropout masks of one training pass over ``n_images`` images, in the order the pass uses them.
+
+        One mask (n_images, S, width) between stacked layers of each view, then one
+        (n_images, feature_size) on the summaries; kept units are scaled by 1/(1 - dropout).
+        Row i of every mask belongs to image i, so a batch split into parts can take each
+        part's rows: the randomness of an image does not depend on who computes it.
+        """
+        arch = self.arch
+        if arch.dropout <= 0:
+            return []
+        keep = 1.0 - arch.dropout
+        width = arch.hidden_size * len(arch.directions)
+        shapes = [(n_images, arch.image_size, width)] * (len(arch.views) * (arch.num_layers - 1))
+        shapes.append((n_images, arch.feature_size))
+        return [(rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep) for shape in shapes]
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """Summaries (N, feature_size) of preprocessed images (N, S, S) in [0, 1], as the head sees them at test time."""
         with one_blas_thread():
-            return self._features(images, training=False, rng=None)[0]
+            return self._features(images, training=False, masks=[])[0]
 
-    def _features(self, images: np.ndarray, *, training: bool, rng: np.random.Generator | None):
-        """The concatenated summaries (N, feature_size), dropped out in training, and the LSTM cache."""
+    def _features(self, images: np.ndarray, *, training: bool, masks: list[np.ndarray]):
+        """The concatenated summaries (N, feature_size), dropped out by ``masks`` in training, and the LSTM cache."""
         arch, p, k = self.arch, self.params, self.kernel
-        use_dropout = training and arch.dropout > 0
-        if use_dropout and rng is None:
-            raise ValueError("training with dropout needs a random generator")
+        masks = iter(masks)
         cache = {"views": {}}
         summaries = []
         for view, inputs in self._sequences(images).items():
@@ -214,8 +244,8 @@ class Network:
                 mask = None
                 if layer < arch.num_layers - 1:
                     inputs = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
-                    if use_dropout:
-                        mask = self._dropout_mask(inputs.shape, rng)
+                    mask = next(masks, None)
+                    if mask is not None:
                         inputs = inputs * mask
                 elif arch.pooling == "last":
                     summaries.extend(finals)
@@ -224,19 +254,29 @@ class Network:
                 layers.append({"caches": caches, "mask": mask})
             cache["views"][view] = layers
         features = np.concatenate(summaries, axis=1) if len(summaries) > 1 else summaries[0]
-        if use_dropout:
-            cache["mask"] = self._dropout_mask(features.shape, rng)
-            features = features * cache["mask"]
+        mask = next(masks, None)
+        if mask is not None:
+            cache["mask"] = mask
+            features = features * mask
         return features, cache
 
-    def forward(self, images: np.ndarray, *, training: bool = False, rng: np.random.Generator | None = None):
+    def forward(self, images: np.ndarray, *, training: bool = False, rng: np.random.Generator | None = None,
+                dropout_masks: list[np.ndarray] | None = None):
         """Scores (N, n_classes) for preprocessed images (N, S, S) in [0, 1].
 
-        With ``training=True`` dropout is active (drawn from ``rng``) and the second
-        return value is the cache for :meth:`backward`; otherwise it is None.
+        With ``training=True`` dropout is active and the second return value is the
+        cache for :meth:`backward` (otherwise None); its masks are ``dropout_masks``
+        (from :meth:`dropout_masks`) or, when not given, drawn from ``rng``.
         """
+        masks: list[np.ndarray] = []
+        if training and self.arch.dropout > 0:
+            if dropout_masks is None:
+                if rng is None:
+                    raise ValueError("training with dropout needs a random generator or dropout masks")
+                dropout_masks = self.dropout_masks(len(images), rng)
+            masks = dropout_masks
         with one_blas_thread():
-            features, cache = self._features(images, training=training, rng=rng)
+            features, cache = self._features(images, training=training, masks=masks)
             logits = self._head(features)
         if not training:
             return logits, None
@@ -248,7 +288,7 @@ class Network:
         w = self.params["dense.weight"]
         if self.arch.head == "dense":
             return features @ w.T + self.params["dense.bias"]
-        return self.arch.cosine_scale * (_unit_rows(features) @ _unit_rows(w).T)
+        return self.arch.cosine_scale * (unit_rows(features) @ unit_rows(w).T)
 
     def _head_backward(self, dlogits: np.ndarray, features: np.ndarray) -> tuple[dict, np.ndarray]:
         """Gradients of the head's parameters and of the summaries (N, feature_size)."""
@@ -256,17 +296,34 @@ class Network:
         if self.arch.head == "dense":
             return {"dense.weight": dlogits.T @ features, "dense.bias": dlogits.sum(axis=0)}, dlogits @ w
         s = self.dtype.type(self.arch.cosine_scale)
-        f_unit, w_unit = _unit_rows(features), _unit_rows(w)
-        dw = _unit_rows_backward(s * (dlogits.T @ f_unit), w, w_unit)
-        dfeatures = _unit_rows_backward(s * (dlogits @ w_unit), features, f_unit)
+        f_unit, w_unit = unit_rows(features), unit_rows(w)
+        dw = unit_rows_backward(s * (dlogits.T @ f_unit), w, w_unit)
+        dfeatures = unit_rows_backward(s * (dlogits @ w_unit), features, f_unit)
         return {"dense.weight": dw}, dfeatures
 
     def backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
         """Gradients of every parameter, given the gradient of the loss w.r.t. the scores."""
         with one_blas_thread():
-            return self._backward(dlogits, cache)
+            return self._backward(dlogits, cache, None)
 
-    def _backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
+    def image_gradients(self, images: np.ndarray, dlogits: Callable[[np.ndarray], np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """The gradient w.r.t. the pixels of preprocessed ``images`` (N, S, S), and the scores.
+
+        ``dlogits(scores)`` gives the gradient w.r.t. the scores (N, n_classes) of what
+        is differentiated, e.g. one-hot rows for each image's score of one person. Dropout
+        is off: this is the gradient of the function :meth:`forward` computes at test time.
+        Returns (gradients (N, S, S) in units per unit of pixel value, scores).
+        """
+        network = Network(replace(self.arch, dropout=0.0), self.params, kernel=self.kernel)
+        logits, cache = network.forward(images, training=True)
+        pixels = np.zeros(np.shape(images), dtype=self.dtype)
+        with one_blas_thread():
+            network._backward(dlogits(logits), cache, pixels)
+        return pixels, logits
+
+    def _backward(self, dlogits: np.ndarray, cache: dict, pixels: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Parameter gradients; with ``pixels`` given, the gradient w.r.t. the image is added to it."""
         arch, k = self.arch, self.kernel
         H, T = arch.hidden_size, arch.image_size
         dlogits = np.asarray(dlogits, dtype=self.dtype)
@@ -295,55 +352,13 @@ class Network:
                     else:
                         dy, dh_T = np.ascontiguousarray(dseq[:, :, d * H : (d + 1) * H]), None
                     dx, dw_ih, dw_hh, dbias, _, _ = k.lstm_backward(
-                        dy, dh_T, None, entry["caches"][d], need_dx=layer > 0
+                        dy, dh_T, None, entry["caches"][d], need_dx=layer > 0 or pixels is not None
                     )
                     grads[f"{prefix}.w_ih"] = dw_ih
                     grads[f"{prefix}.w_hh"] = dw_hh
                     grads[f"{prefix}.bias"] = dbias
                     if dx is not None:
                         dinputs = dx if dinputs is None else dinputs + dx
+            if pixels is not None:
+                pixels += _INPUT_SCALE * (dinputs if view == "rows" else dinputs.transpose(0, 2, 1))
         return grads
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Every row of x (N, D) divided by its Euclidean norm."""
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _NORM_EPS)
-
-
-def _unit_rows_backward(dunit: np.ndarray, x: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """Gradient w.r.t. x (N, D) given the gradient w.r.t. ``unit = _unit_rows(x)``.
-
-    Normalising removes the component along the row: d(x/|x|) = (I - u u^T) dx / |x|.
-    """
-    radial = (dunit * unit).sum(axis=1, keepdims=True)
-    return (dunit - radial * unit) / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _NORM_EPS)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def softmax_cross_entropy(
-    logits: np.ndarray,
-    labels: np.ndarray,
-    *,
-    sample_weight: np.ndarray | None = None,
-    label_smoothing: float = 0.0,
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Weighted mean cross-entropy against smoothed one-hot targets.
-
-    Returns the loss, its gradient w.r.t. ``logits`` and the probabilities.
-    """
-    n, C = logits.shape
-    z = logits - logits.max(axis=1, keepdims=True)
-    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    target = np.full((n, C), label_smoothing / C, dtype=logits.dtype)
-    target[np.arange(n), labels] += 1.0 - label_smoothing
-    w = np.ones(n, dtype=logits.dtype) if sample_weight is None else np.asarray(sample_weight, dtype=logits.dtype)
-    total = w.sum()
-    per_sample = -(target * log_probs).sum(axis=1)
-    probs = np.exp(log_probs)
-    dlogits = (probs - target) * (w / total)[:, None]
-    return float((w * per_sample).sum() / total), dlogits, probs

@@ -1,6 +1,5 @@
 """Answers from a trained network: the recognizer, open-set figures, explanations, model files."""
 
-from .model_file import ModelFileError, load_model, save_model
-from .recognizer import UNKNOWN, FaceRecognizer
+from .recognizer import UNKNOWN, FaceRecognizer, load_model
 
-__all__ = ["FaceRecognizer", "UNKNOWN", "ModelFileError", "load_model", "save_model"]
+__all__ = ["FaceRecognizer", "UNKNOWN", "load_model"]

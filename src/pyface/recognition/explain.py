@@ -15,42 +15,19 @@ face minus the score of the grey image.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..nn.network import Network, softmax
-from ..recognition.recognizer import FaceRecognizer
+from ..nn.functional import softmax
+from ..data.images import read_image
+from .recognizer import FaceRecognizer
 
 __all__ = ["BASELINE", "Explanation", "explain", "explanation", "input_gradients", "render"]
 
 BASELINE = 0.5  # the flat grey image contributions are measured from, a pixel value in [0, 1]
-
-
-class _FirstLayerGradients:
-    """Wraps an LSTM kernel so that first layers also return their input gradient.
-
-    :class:`~pyface.network.Network` asks the kernel to skip the input gradient of the
-    layers that read the image (``need_dx=False``); this wrapper computes it anyway,
-    keeps it by cache identity and hands the network what it asked for.
-    """
-
-    def __init__(self, kernel) -> None:
-        self._kernel = kernel
-        self.dx: dict[int, np.ndarray] = {}
-
-    def lstm_forward(self, *args, **kwargs):
-        return self._kernel.lstm_forward(*args, **kwargs)
-
-    def lstm_backward(self, dy, dh_T, dc_T, cache, need_dx: bool = True):
-        grads = tuple(self._kernel.lstm_backward(dy, dh_T, dc_T, cache, need_dx=True))
-        if need_dx:
-            return grads
-        self.dx[id(cache)] = grads[0]
-        return (None, *grads[1:])
 
 
 def input_gradients(
@@ -75,24 +52,17 @@ def input_gradients(
         The scores, as :meth:`FaceRecognizer.predict_proba` sees them before the softmax.
     """
     images = np.asarray(images)
-    # Dropout off: the gradient must be that of the function predict() computes.
-    arch = dataclasses.replace(model.network.arch, dropout=0.0)
-    kernel = _FirstLayerGradients(model.network.kernel)
-    network = Network(arch, model.network.params, kernel=kernel)
-    logits, cache = network.forward(images, training=True)
-    targets = logits.argmax(axis=1) if targets is None else np.asarray(targets, dtype=np.int64)
-    if targets.shape != (len(images),) or targets.min(initial=0) < 0 or targets.max(initial=0) >= len(model.names):
-        raise ValueError(f"targets must be {len(images)} indices into the {len(model.names)} names")
-    dlogits = np.zeros_like(logits)
-    dlogits[np.arange(len(images)), targets] = 1.0
-    network.backward(dlogits, cache)
-    gradients = np.zeros(images.shape, dtype=logits.dtype)
-    for view in arch.views:
-        for first_layer_cache in cache["views"][view][0]["caches"]:
-            dx = kernel.dx[id(first_layer_cache)]
-            gradients += dx if view == "rows" else dx.transpose(0, 2, 1)
-    # The network reads pixels p as 2p - 1.
-    return 2.0 * gradients, logits
+    n = len(images)
+
+    def one_hot(logits: np.ndarray) -> np.ndarray:
+        chosen = logits.argmax(axis=1) if targets is None else np.asarray(targets, dtype=np.int64)
+        if chosen.shape != (n,) or chosen.min(initial=0) < 0 or chosen.max(initial=0) >= len(model.names):
+            raise ValueError(f"targets must be {n} indices into the {len(model.names)} names")
+        dlogits = np.zeros_like(logits)
+        dlogits[np.arange(n), chosen] = 1.0
+        return dlogits
+
+    return model.network.image_gradients(images, one_hot)
 
 
 @dataclass(frozen=True)
@@ -133,15 +103,7 @@ class Explanation:
 
 
 def _load(image) -> np.ndarray:
-    if not isinstance(image, (str, os.PathLike)):
-        return np.asarray(image)
-    path = os.fspath(image)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image file not found: {path}")
-    raw = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise ValueError(f"{path}: not a readable image")
-    return raw
+    return read_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
 
 
 def explanation(model: FaceRecognizer, image, *, person: str | None = None, steps: int = 32) -> Explanation:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.dataset import FaceDataset
-from ..recognition.recognizer import UNKNOWN, FaceRecognizer
+from .recognizer import UNKNOWN, FaceRecognizer
 
 
 def roc_curve(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,7 +151,7 @@ def evaluate_open_set(model: FaceRecognizer, known: FaceDataset, unknown: FaceDa
     # A misidentified known face is never a true acceptance, whatever the threshold.
     tpr = tpr * correct.mean()
     eer, at_eer = equal_error_rate(fpr, tpr, thresholds)
-    limit = model._threshold(threshold)
+    limit = model.resolve_threshold(threshold)
     right = (correct & (known_scores >= limit)).sum() + (unknown_scores < limit).sum()
     return {
         "fpr": fpr, "tpr": tpr, "thresholds": thresholds,

@@ -14,21 +14,14 @@ import os
 
 import numpy as np
 
-from ..data import dataset as data
 from ..data.dataset import FaceDataset
-from ..nn.network import Network, softmax, softmax_cross_entropy
+from ..data.images import read_image
+from ..nn.functional import softmax, softmax_cross_entropy, unit_rows
+from ..nn.network import Network
+from .model_file import read_model, write_model
 
 UNKNOWN = "unknown"
-
-
-def _read_image(path) -> np.ndarray:
-    """The image decoded exactly as :func:`pyface.data.load_images` decodes training images."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image file not found: {os.fspath(path)}")
-    image = data._read_image(path)
-    if image is None:
-        raise ValueError(f"{os.fspath(path)}: not a readable image")
-    return image
+_THRESHOLD_KINDS = {"identify": "threshold", "verify": "verify_threshold"}
 
 
 def _is_single_image(a: np.ndarray) -> bool:
@@ -36,17 +29,22 @@ def _is_single_image(a: np.ndarray) -> bool:
     return a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    """Rows of x (N, D) scaled to unit Euclidean length (all-zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1)).astype(x.dtype)
-
-
 def embed_images(network: Network, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Unit-length embeddings (N, feature_size) float32 of preprocessed images (N, S, S), in batches."""
     batches = [network.features(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
     out = np.concatenate(batches) if batches else np.zeros((0, network.arch.feature_size))
-    return _unit(out.astype(np.float32, copy=False))
+    return unit_rows(out.astype(np.float32, copy=False))
+
+
+def _unit_templates(vectors: np.ndarray) -> np.ndarray:
+    """Template rows scaled to unit length, unless they already are.
+
+    Normalising a float32 unit vector again can move its last bit, so a model saved and
+    loaded would no longer hold the very templates it was saved with.
+    """
+    if len(vectors) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=0, atol=1e-5):
+        return vectors
+    return unit_rows(vectors)
 
 
 def _identity_name(name) -> str:
@@ -88,7 +86,7 @@ class FaceRecognizer:
         if (templates is None) != (template_labels is None):
             raise ValueError("templates and template_labels go together")
         if templates is not None:
-            templates = _unit(np.asarray(templates, dtype=np.float32))
+            templates = _unit_templates(np.asarray(templates, dtype=np.float32))
             template_labels = np.asarray(template_labels)
             if templates.ndim != 2 or templates.shape[1] != d or not np.isfinite(templates).all():
                 raise ValueError(f"templates must be finite rows of {d} values, got shape {templates.shape}")
@@ -115,7 +113,8 @@ class FaceRecognizer:
 
     def __repr__(self):
         a = self.network.arch
-        return (f"FaceRecognizer({len(self.names)} people, {a.num_layers}x{a.hidden_size} "
+        enrolled = f", {len(self._enrolled)} enrolled" if self._enrolled else ""
+        return (f"FaceRecognizer({len(self.names)} trained people{enrolled}, {a.num_layers}x{a.hidden_size} "
                 f"{'bidirectional ' if a.bidirectional else ''}LSTM over {'+'.join(a.views)})")
 
     def preprocess(self, inputs) -> np.ndarray:
@@ -142,7 +141,7 @@ class FaceRecognizer:
         size = self.network.arch.image_size
         out = np.empty((len(inputs), size, size), dtype=np.float32)
         for i, item in enumerate(inputs):
-            image = _read_image(item) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
+            image = read_image(item) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
             out[i] = self.preprocessor(image)
         return out
 
@@ -244,7 +243,7 @@ class FaceRecognizer:
             raise ValueError(f"{name!r} is already known to the model")
         if vectors.ndim != 2 or vectors.shape[1] != d or not len(vectors) or not np.isfinite(vectors).all():
             raise ValueError(f"identity {name!r} needs at least one finite template of {d} values")
-        self._enrolled[_identity_name(name)] = _unit(vectors)
+        self._enrolled[_identity_name(name)] = _unit_templates(vectors)
 
     def remove(self, name: str) -> None:
         """Forget the enrolled person ``name``. Trained people cannot be removed without retraining."""
@@ -268,10 +267,16 @@ class FaceRecognizer:
         else:
             raise KeyError(f"nobody called {old!r} is known to the model")
 
-    def _threshold(self, threshold: float | str | None, default: str = "threshold") -> float:
-        """The cosine threshold to apply: ``threshold``, or the model's ``default`` one for None or "auto"."""
+    def resolve_threshold(self, threshold: float | str | None, *, kind: str = "identify") -> float:
+        """The cosine threshold to apply: ``threshold``, or for None or ``"auto"`` the model's own.
+
+        ``kind`` names the model's own threshold: ``"identify"`` (:attr:`threshold`, a face
+        against the known identities) or ``"verify"`` (:attr:`verify_threshold`, two faces).
+        """
+        if kind not in _THRESHOLD_KINDS:
+            raise ValueError(f"kind must be one of {sorted(_THRESHOLD_KINDS)}, got {kind!r}")
         if threshold is None or (isinstance(threshold, str) and threshold == "auto"):
-            value = getattr(self, default)
+            value = getattr(self, _THRESHOLD_KINDS[kind])
             if value is None:
                 raise ValueError("the model has no default threshold (saved by an older pyface); give one")
             return value
@@ -290,7 +295,7 @@ class FaceRecognizer:
         enrolled from 5 images were named right 84-94 % of the time instead of 62-80 %
         (docs/experiments.md).
         """
-        limit = self._threshold(threshold)
+        limit = self.resolve_threshold(threshold)
         names, templates, owners = self.gallery()
         embedded = self._embed(self._images(inputs), batch_size)
         starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
@@ -312,7 +317,7 @@ class FaceRecognizer:
         person when the similarity reaches ``threshold`` (default: the model's
         :attr:`verify_threshold`, for pairs of single images).
         """
-        limit = self._threshold(threshold, "verify_threshold")
+        limit = self.resolve_threshold(threshold, kind="verify")
         images = self._images([_single(a, "a"), _single(b, "b")])
         ea, eb = self._embed(images, 2)
         score = float(np.dot(ea.astype(np.float64), eb.astype(np.float64)))
@@ -347,7 +352,20 @@ class FaceRecognizer:
         }
 
     def save(self, path) -> None:
-        """Write the model to one file, atomically (see :func:`pyface.model_io.save_model`)."""
-        from ..recognition.model_file import save_model  # model_io imports this module to build recognizers
+        """Write the model to one ``.pyface`` file, atomically: the old file or the complete new one.
 
-        save_model(self, path)
+        A model whose weights hold NaN or infinity is refused with ``ValueError``.
+        """
+        write_model(path, network=self.network, names=self.names, preprocessor=self.preprocessor,
+                    training=self.training, history=self.history, templates=self.templates,
+                    template_labels=self.template_labels, threshold=self.threshold,
+                    verify_threshold=self.verify_threshold, enrolled=self._enrolled)
+
+
+def load_model(path) -> FaceRecognizer:
+    """Read a model written by :meth:`FaceRecognizer.save` (any format version from 1 on).
+
+    Raises :class:`~pyface.ModelFileError` (a ``ValueError``) naming the file and the
+    problem when it is corrupt, truncated, not a pyface model, or from a newer pyface.
+    """
+    return FaceRecognizer(**read_model(path))

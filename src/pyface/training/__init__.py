@@ -1,5 +1,8 @@
-"""Training a recognizer: the loop, its settings, checkpoints, augmentation and blended people."""
+"""Training a recognizer: ``pyface.train``, its loop and settings, checkpoints, augmentation, blended people."""
 
-from .loop import TrainingDivergedError, TrainingInterrupted, train
+from .api import train
+from .errors import TrainingDivergedError, TrainingInterrupted
+from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings
 
-__all__ = ["train", "TrainingDivergedError", "TrainingInterrupted"]
+__all__ = ["train", "TrainingDivergedError", "TrainingInterrupted", "TrainingSettings",
+           "ARCHITECTURE_OPTIONS", "TRAINING_OPTIONS", "DEFAULTS"]

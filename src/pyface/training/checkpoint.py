@@ -18,17 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..recognition.model_file import (
-    ModelFileError,
-    non_finite_parameters,
-    read_npz,
-    write_npz_atomically,
-)
-from ..nn.network import Architecture
+from ..io.npz import METADATA, ModelFileError, check_format, read_metadata, read_npz, write_npz_atomically
+from ..nn.network import Architecture, non_finite_parameters
 
 FORMAT = "pyface-checkpoint"
 FORMAT_VERSION = 1
-_META = "metadata"
 _KIND = "pyface checkpoint"
 
 
@@ -90,7 +84,7 @@ def save_checkpoint(path, state: TrainingState, run: dict) -> None:
         "best_epoch": state.best_epoch,
         "waited": state.waited,
     }
-    arrays = {_META: np.array(json.dumps(metadata))}
+    arrays = {METADATA: np.array(json.dumps(metadata))}
     groups = {"param": state.params, "adam_m": state.adam_m, "adam_v": state.adam_v, "best": state.best_params}
     for group, values in groups.items():
         arrays.update({f"{group}.{name}": value for name, value in (values or {}).items()})
@@ -112,18 +106,14 @@ def _group(path, members: dict, group: str, shapes: dict[str, tuple[int, ...]]) 
 def load_checkpoint(path) -> tuple[TrainingState, dict]:
     """The state and the run description written by :func:`save_checkpoint`.
 
-    Raises :class:`~pyface.model_io.ModelFileError` for a file that is corrupt,
+    Raises :class:`~pyface.ModelFileError` for a file that is corrupt,
     truncated, not a checkpoint, or from a newer pyface.
     """
     members = read_npz(path, _KIND)
+    metadata = read_metadata(path, members, _KIND)
+    check_format(path, metadata, format=FORMAT, version=FORMAT_VERSION, kind=_KIND)
+    del members[METADATA]
     try:
-        metadata = json.loads(str(members.pop(_META)))
-        if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-            raise ModelFileError(path, f"not a {_KIND} file")
-        version = metadata.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ModelFileError(path, f"checkpoint format version {version!r} is not one this pyface reads "
-                                       f"(up to {FORMAT_VERSION})")
         run = metadata["run"]
         shapes = Architecture.from_dict(run["architecture"]).parameter_shapes()
         best_score = metadata["best_score"]

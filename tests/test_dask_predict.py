@@ -12,8 +12,6 @@ import pytest
 
 import pyface
 
-from .conftest import kill_a_worker_once_busy
-
 
 @pytest.fixture(scope="module")
 def distributed():
@@ -37,26 +35,27 @@ def photos(tmp_path_factory, make_images):
 
 @pytest.fixture(scope="module")
 def listed(photos):
-    from pyface.data.files import image_files
+    from pyface.data.images import list_image_files
 
-    return [str(p) for p in image_files(photos)]
+    return [str(p) for p in list_image_files([photos])]
 
 
 def _readable(paths):
     return [p for p in paths if not p.endswith("broken.png")]
 
 
-def test_import_pyface_does_not_import_dask():
+def test_import_pyface_does_not_import_dask(tmp_path):
     code = ("import sys, pyface; assert not any(m.split('.')[0] in ('dask', 'distributed', 'pandas', 'pyarrow') "
             "for m in sys.modules), sorted(m for m in sys.modules if 'dask' in m); "
             "from pyface import distributed; assert 'distributed' in sys.modules; print('ok')")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.path.dirname(__file__))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 
 
-def test_predict_files_equals_one_process_and_reports_the_broken_file(distributed, client, tiny_model, photos, listed):
-    table = distributed.predict_files(tiny_model, photos, client=client, partition_size=5, quiet=True)
+def test_predict_files_equals_one_process_and_reports_the_broken_file(distributed, dask_client, tiny_model, photos,
+                                                                      listed):
+    table = distributed.predict_files(tiny_model, photos, client=dask_client, partition_size=5, quiet=True)
     assert list(table.columns) == ["path", "name", "score", "error"]
     assert table["path"].tolist() == listed
     broken = table["path"].str.endswith("broken.png")
@@ -70,58 +69,61 @@ def test_predict_files_equals_one_process_and_reports_the_broken_file(distribute
     assert good["error"].isna().all()
 
 
-def test_open_set_threshold_as_in_one_process(distributed, client, tiny_model, photos, listed):
+def test_open_set_threshold_as_in_one_process(distributed, dask_client, tiny_model, photos, listed):
     paths = _readable(listed)
-    table = distributed.predict_files(tiny_model, paths, client=client, threshold=0.9, partition_size=7, quiet=True)
+    table = distributed.predict_files(tiny_model, paths, client=dask_client, threshold=0.9, partition_size=7,
+                                      quiet=True)
     names, scores = tiny_model.predict(paths, threshold=0.9, return_scores=True)
     assert table["name"].tolist() == names.tolist()
     np.testing.assert_allclose(table["score"].to_numpy(), scores, rtol=1e-5, atol=1e-6)
 
 
-def test_a_missing_file_in_a_list_is_its_own_row(distributed, client, tiny_model, listed, tmp_path):
+def test_a_missing_file_in_a_list_is_its_own_row(distributed, dask_client, tiny_model, listed, tmp_path):
     paths = [listed[0], str(tmp_path / "gone.png"), listed[1]]
-    table = distributed.predict_files(tiny_model, paths, client=client, quiet=True)
+    table = distributed.predict_files(tiny_model, paths, client=dask_client, quiet=True)
     assert table["path"].tolist() == paths
     assert table["error"].isna().tolist() == [True, False, True]
     assert "image file not found" in table["error"][1]
 
 
-def test_embed_files_equals_one_process(distributed, client, tiny_model, listed):
+def test_embed_files_equals_one_process(distributed, dask_client, tiny_model, listed):
     paths = _readable(listed)
-    embedded = distributed.embed_files(tiny_model, paths, client=client, partition_size=4, quiet=True)
+    embedded = distributed.embed_files(tiny_model, paths, client=dask_client, partition_size=4, quiet=True)
     assert embedded.dtype == np.float32
     np.testing.assert_allclose(embedded, tiny_model.embed(paths), atol=1e-5)
 
 
-def test_embed_files_gives_nan_rows_and_errors_for_unreadable_files(distributed, client, tiny_model, listed):
-    embedded, errors = distributed.embed_files(tiny_model, listed, client=client, return_errors=True, quiet=True)
+def test_embed_files_gives_nan_rows_and_errors_for_unreadable_files(distributed, dask_client, tiny_model, listed):
+    embedded, errors = distributed.embed_files(tiny_model, listed, client=dask_client, return_errors=True,
+                                               quiet=True)
     bad = [i for i, p in enumerate(listed) if p.endswith("broken.png")]
     assert [i for i, e in enumerate(errors) if e is not None] == bad
     assert np.isnan(embedded[bad]).all() and np.isfinite(np.delete(embedded, bad, axis=0)).all()
 
 
-def test_a_model_file_is_loaded_once_per_worker_with_its_share_of_threads(distributed, client, tiny_model, listed,
+def test_a_model_file_is_loaded_once_per_worker_with_its_share_of_threads(distributed, dask_client, tiny_model, listed,
                                                                           tmp_path):
     from pyface.distributed import workers
 
     path = tmp_path / "model.pyface"
     tiny_model.save(path)
-    first = distributed.predict_files(path, listed, client=client, partition_size=2, quiet=True)
-    again = distributed.predict_files(str(path), listed, client=client, partition_size=2, quiet=True)
+    first = distributed.predict_files(path, listed, client=dask_client, partition_size=2, quiet=True)
+    again = distributed.predict_files(str(path), listed, client=dask_client, partition_size=2, quiet=True)
     assert first.equals(again)
-    loaded = client.run(workers.loaded_models)
+    loaded = dask_client.run(workers.loaded_models)
     digests = {digest for per_worker in loaded.values() for digest in per_worker}
     # Both runs, every partition, the same single entry per worker: loaded once, never per task.
     assert len(loaded) == 2 and all(len(d) == len(set(d)) for d in loaded.values())
     assert workers.model_digest(path) in digests
-    assert set(client.run(pyface.get_num_threads).values()) == {1}
+    assert set(dask_client.run(pyface.get_num_threads).values()) == {1}
 
 
-def test_results_go_to_parquet_partition_by_partition(distributed, client, tiny_model, photos, listed, tmp_path):
+def test_results_go_to_parquet_partition_by_partition(distributed, dask_client, tiny_model, photos, listed, tmp_path):
     out = tmp_path / "results.parquet"
-    failed = distributed.predict_files(tiny_model, photos, client=client, partition_size=3, out=out, quiet=True)
+    failed = distributed.predict_files(tiny_model, photos, client=dask_client, partition_size=3, out=out,
+                                       quiet=True)
     written = pd.read_parquet(out)
-    expected = distributed.predict_files(tiny_model, photos, client=client, quiet=True)
+    expected = distributed.predict_files(tiny_model, photos, client=dask_client, quiet=True)
     assert written["path"].tolist() == listed
     assert written["name"].tolist() == expected["name"].tolist()
     np.testing.assert_allclose(written["score"].to_numpy(), expected["score"].to_numpy(), rtol=1e-6)
@@ -129,12 +131,14 @@ def test_results_go_to_parquet_partition_by_partition(distributed, client, tiny_
     assert os.listdir(tmp_path) == ["results.parquet"]  # no temporary file left behind
 
 
-def test_a_bad_output_path_fails_before_the_job(distributed, client, tiny_model, listed, tmp_path):
+def test_a_bad_output_path_fails_before_the_job(distributed, dask_client, tiny_model, listed, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        distributed.predict_files(tiny_model, listed, client=client, out=tmp_path / "no" / "r.parquet", quiet=True)
+        distributed.predict_files(tiny_model, listed, client=dask_client, out=tmp_path / "no" / "r.parquet",
+                                  quiet=True)
 
 
-def test_a_worker_killed_mid_job_costs_a_retry_not_the_job(distributed, own_client, tmp_path):
+def test_a_worker_killed_mid_job_costs_a_retry_not_the_job(distributed, own_dask_client, tmp_path,
+                                                          kill_a_worker_once_busy):
     from pyface.data import from_arrays
     from pyface.data.preprocess import Preprocessor
     from pyface.training import train
@@ -149,27 +153,27 @@ def test_a_worker_killed_mid_job_costs_a_retry_not_the_job(distributed, own_clie
     images = [cv2.imread(p, cv2.IMREAD_UNCHANGED) for p in paths[:12]]
     model = train(from_arrays(images, np.arange(12) % 2, preprocessor=Preprocessor(size=16)), epochs=1,
                   quiet=True, hidden_size=8, num_layers=1, views=("rows",), bidirectional=False, augment=None)
-    before = own_client.run(os.getpid)
+    before = own_dask_client.run(os.getpid)
     kill = {}
-    killer = threading.Thread(target=lambda: kill.update(kill_a_worker_once_busy(own_client)))
+    killer = threading.Thread(target=lambda: kill.update(kill_a_worker_once_busy(own_dask_client)))
     killer.start()
-    table = distributed.predict_files(model, paths, client=own_client, partition_size=2, quiet=True)
+    table = distributed.predict_files(model, paths, client=own_dask_client, partition_size=2, quiet=True)
     done_first = not killer.is_alive()
     killer.join()
     assert kill["killed"] and done_first, "the worker was not killed while the job ran"
-    assert kill["pid"] not in own_client.run(os.getpid).values() and kill["pid"] in before.values()
+    assert kill["pid"] not in own_dask_client.run(os.getpid).values() and kill["pid"] in before.values()
     assert table["path"].tolist() == paths  # every file, once, in order
     names, scores = model.predict(paths, return_scores=True)
     assert table["name"].tolist() == names.tolist() and table["error"].isna().all()
     np.testing.assert_allclose(table["score"].to_numpy(), scores, rtol=1e-5, atol=1e-6)
 
 
-def test_cli_predict_on_a_cluster_into_parquet(client, tiny_model, photos, listed, tmp_path, capsys):
+def test_cli_predict_on_a_cluster_into_parquet(dask_client, tiny_model, photos, listed, tmp_path, capsys):
     from pyface import cli
 
     model, out = tmp_path / "model.pyface", tmp_path / "results.parquet"
     tiny_model.save(model)
-    status = cli.main(["predict", str(model), str(photos), "--scheduler", client.scheduler.address,
+    status = cli.main(["predict", str(model), str(photos), "--scheduler", dask_client.scheduler.address,
                        "--out", str(out), "--partition-size", "4"])
     captured = capsys.readouterr()
     assert status == 1  # one file could not be read: said on stderr, in one line per file and a total

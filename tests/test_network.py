@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from pyface.kernel import reference
-from pyface.nn.network import Architecture, Network, init_parameters, softmax, softmax_cross_entropy
+from pyface.nn.functional import softmax, softmax_cross_entropy
+from pyface.nn.network import Architecture, Network, init_parameters
 
 CONFIGS = [
     # views, bidirectional, num_layers, pooling, head

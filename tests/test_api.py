@@ -3,7 +3,7 @@
 import pyface
 from pyface.training.augment import Augmentation
 from pyface.estimator import LSTMFaceClassifier
-from pyface.recognition.model_file import ModelFileError, load_model
+from pyface import ModelFileError, load_model
 from pyface.recognition.recognizer import FaceRecognizer
 from pyface.training import train
 

@@ -6,10 +6,8 @@ import threading
 import numpy as np
 import pytest
 
+from pyface.training import TrainingInterrupted, train
 from pyface.training import loop as training
-from pyface.training import train
-
-from .conftest import kill_a_worker_once_busy
 
 # Augmentation and dropout on, two layers and balanced class weights: every random draw and
 # every weighting of the loss crosses the shards.
@@ -38,21 +36,21 @@ def assert_same_weights(model, reference, rtol=1e-4):
 
 
 @pytest.mark.parametrize("shards", [1, 2])
-def test_one_epoch_gives_the_weights_of_pyface_train(distributed, client, faces, shards):
+def test_one_epoch_gives_the_weights_of_pyface_train(distributed, dask_client, faces, shards):
     reference = train(faces, seed=3, epochs=1, **OPTIONS)
-    model = distributed.train(faces, client=client, shards=shards, seed=3, epochs=1, **OPTIONS)
+    model = distributed.train(faces, client=dask_client, shards=shards, seed=3, epochs=1, **OPTIONS)
     assert_same_weights(model, reference)
     assert model.history["loss"] == pytest.approx(reference.history["loss"], rel=1e-5)
     assert 0.0 <= model.history["communication_share"] < 1.0
 
 
-def test_other_seed_other_model(distributed, client, faces):
-    a = distributed.train(faces, client=client, seed=3, epochs=1, **OPTIONS)
-    b = distributed.train(faces, client=client, seed=4, epochs=1, **OPTIONS)
+def test_other_seed_other_model(distributed, dask_client, faces):
+    a = distributed.train(faces, client=dask_client, seed=3, epochs=1, **OPTIONS)
+    b = distributed.train(faces, client=dask_client, seed=4, epochs=1, **OPTIONS)
     assert not np.allclose(a.network.params["dense.weight"], b.network.params["dense.weight"], rtol=1e-3)
 
 
-def test_interrupted_training_resumes_to_the_same_model(distributed, client, faces, tmp_path, monkeypatch):
+def test_interrupted_training_resumes_to_the_same_model(distributed, dask_client, faces, tmp_path, monkeypatch):
     checkpoint = tmp_path / "run.ckpt"
     real, calls = training.train_epoch, []
 
@@ -64,35 +62,36 @@ def test_interrupted_training_resumes_to_the_same_model(distributed, client, fac
         return result
 
     monkeypatch.setattr(training, "train_epoch", epoch_then_ctrl_c)
-    with pytest.raises(training.TrainingInterrupted) as stopped:
-        distributed.train(faces, client=client, seed=1, epochs=3, checkpoint=checkpoint, **OPTIONS)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        distributed.train(faces, client=dask_client, seed=1, epochs=3, checkpoint=checkpoint, **OPTIONS)
     assert stopped.value.epochs_done == 1
     monkeypatch.setattr(training, "train_epoch", real)
-    resumed = distributed.train(faces, client=client, resume=checkpoint, **OPTIONS)
+    resumed = distributed.train(faces, client=dask_client, resume=checkpoint, **OPTIONS)
     assert resumed.history["epoch"] == [1, 2, 3]
     assert_same_weights(resumed, train(faces, seed=1, epochs=3, **OPTIONS))
 
 
-def test_a_worker_killed_mid_training_costs_a_retry_not_the_run(distributed, own_client, faces):
-    before = own_client.run(os.getpid)
+def test_a_worker_killed_mid_training_costs_a_retry_not_the_run(distributed, own_dask_client, faces,
+                                                                kill_a_worker_once_busy):
+    before = own_dask_client.run(os.getpid)
     kill = {}
-    killer = threading.Thread(target=lambda: kill.update(kill_a_worker_once_busy(own_client)))
+    killer = threading.Thread(target=lambda: kill.update(kill_a_worker_once_busy(own_dask_client)))
     killer.start()
-    model = distributed.train(faces, client=own_client, shards=2, seed=2, epochs=6, **OPTIONS)
+    model = distributed.train(faces, client=own_dask_client, shards=2, seed=2, epochs=6, **OPTIONS)
     done_first = not killer.is_alive()
     killer.join()
     assert kill["killed"] and done_first, "the worker was not killed while training ran"
-    assert kill["pid"] in before.values() and kill["pid"] not in own_client.run(os.getpid).values()
+    assert kill["pid"] in before.values() and kill["pid"] not in own_dask_client.run(os.getpid).values()
     assert model.history["epoch"] == [1, 2, 3, 4, 5, 6]
     assert_same_weights(model, train(faces, seed=2, epochs=6, **OPTIONS))
 
 
-def test_full_training_reaches_the_orl_accuracy_of_pyface_train(distributed, client, att_faces_dir):
+def test_full_training_reaches_the_orl_accuracy_of_pyface_train(distributed, dask_client, att_faces_dir):
     from pyface.data import load_images
 
     fit, test = load_images(att_faces_dir).split(test_size=0.2, seed=42)
     # As tests/model/test_orl.py: a fifth of the default epochs already names most faces.
     here = train(fit, seed=0, epochs=20, quiet=True).evaluate(test)["accuracy"]
-    there = distributed.train(fit, client=client, seed=0, epochs=20, quiet=True).evaluate(test)["accuracy"]
+    there = distributed.train(fit, client=dask_client, seed=0, epochs=20, quiet=True).evaluate(test)["accuracy"]
     assert there >= 0.85
     assert abs(there - here) <= 0.025  # two of the 80 test faces: float summation order, not seed noise

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pyface.data import load_images
-from pyface.recognition.model_file import load_model
+from pyface import load_model
 from pyface.training import train
 
 # A fifth of the default 100 epochs keeps this well under a minute; the full default

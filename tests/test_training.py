@@ -4,7 +4,9 @@ from pyface.kernel import reference
 from pyface.training.augment import Augmentation
 from pyface.data.preprocess import Preprocessor
 from pyface.training import loop as training
-from pyface.training.loop import class_weights, stratified_holdout, train
+from pyface.data.split import stratified_split
+from pyface.training import train
+from pyface.training.step import class_weights
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +64,9 @@ def test_validation_data_must_share_people(faces, tiny, make_dataset):
         train(faces, validation_data=other, epochs=1, quiet=True, **tiny)
 
 
-def test_stratified_holdout_keeps_every_class_in_training():
+def test_stratified_split_keeps_every_class_in_training():
     labels = np.array([0] * 4 + [1] * 4 + [2] * 8 + [3])
-    train_idx, val_idx = stratified_holdout(labels, 0.25, np.random.default_rng(0))
+    train_idx, val_idx = stratified_split(labels, 0.25, np.random.default_rng(0))
     assert sorted(np.r_[train_idx, val_idx]) == list(range(len(labels)))
     assert np.bincount(labels[val_idx], minlength=4).tolist() == [1, 1, 2, 0]
 
@@ -102,10 +104,12 @@ def test_augment_option_forms(faces, tiny):
     assert custom == Augmentation(flip=False, shift=0.1).to_dict()
 
 
-def test_progress_bar_unless_quiet(faces, capsys, tiny):
-    train(faces, epochs=1, **tiny)
+def test_progress_bar_on_a_terminal_or_when_asked(faces, capsys, tiny):
+    train(faces, epochs=1, quiet=False, **tiny)
     assert "training" in capsys.readouterr().err
     train(faces, epochs=1, quiet=True, **tiny)
+    assert capsys.readouterr().err == ""
+    train(faces, epochs=1, **tiny)  # stderr is captured here, as in a script's log: no bar
     assert capsys.readouterr().err == ""
 
 

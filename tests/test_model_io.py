@@ -5,8 +5,9 @@ import zipfile
 import numpy as np
 import pytest
 
-import pyface.recognition.model_file as model_io
-from pyface.recognition.model_file import FORMAT_VERSION, ModelFileError, load_model, save_model
+from pyface import ModelFileError, load_model
+from pyface.io import npz as model_io
+from pyface.recognition.model_file import FORMAT_VERSION
 
 
 @pytest.fixture()
@@ -57,7 +58,7 @@ def test_failed_save_leaves_the_old_file_intact(tiny_model, saved, monkeypatch):
 def test_save_replaces_an_existing_file(tiny_model, saved):
     model = load_model(saved)
     model.names = ["ann", "ben", "cid"]
-    save_model(model, saved)
+    model.save(saved)
     assert load_model(saved).names == ["ann", "ben", "cid"]
     assert oct(saved.stat().st_mode & 0o777) != oct(0o600)
 

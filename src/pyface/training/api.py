@@ -1,0 +1,81 @@
+"""``pyface.train``: every option named, checked, and handed to the training loop."""
+
+from __future__ import annotations
+
+from ..data.dataset import FaceDataset
+from ..data.preprocess import Preprocessor
+from ..recognition.recognizer import FaceRecognizer
+from .augment import Augmentation
+from .data import as_dataset
+from .loop import fit
+from .settings import ARCHITECTURE_OPTIONS, TRAINING_OPTIONS, augmentation
+
+__all__ = ["train"]
+
+_DEFAULT_AUGMENTATION = Augmentation()
+
+
+def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = None,
+          validation_data: FaceDataset | None = None,
+          hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
+          views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.2,
+          head: str = "dense", cosine_scale: float = 16.0,
+          epochs: int = 100, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
+          warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
+          label_smoothing: float = 0.1, class_weight: str | None = "balanced",
+          augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
+          validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
+          seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
+          resume=None, kernel=None) -> FaceRecognizer:
+    """Train a face recognizer.
+
+    Data
+        ``data`` is a :class:`~pyface.FaceDataset`, or images (N, H, W) with ``labels``
+        (integers indexing ``names``, or any labels whose sorted unique values become the
+        names); such images go through ``preprocessor`` (default ``Preprocessor()``),
+        which the model keeps for prediction. The data must show at least two people.
+        ``validation_data`` (a FaceDataset preprocessed alike) is watched for early stopping.
+
+    Network (chosen on ORL, docs/experiments.md)
+        ``hidden_size`` LSTM units per direction (>= 1); ``num_layers`` stacked LSTMs
+        (>= 1); ``bidirectional`` also reads every sequence backwards; ``views`` the
+        readings of an image, among ``"rows"`` and ``"columns"``; ``pooling`` ``"mean"``
+        over time or ``"last"`` state; ``dropout`` in [0, 1) between layers and on the
+        summary; ``head`` ``"dense"`` (softmax over a linear layer) or ``"cosine"``
+        (``cosine_scale`` > 0 times the cosine with each person's weight row).
+
+    Training
+        ``epochs`` passes over the images (>= 1); ``batch_size`` images per step (>= 1);
+        AdamW with peak ``learning_rate`` (> 0) under ``lr_schedule`` ``"cosine"`` or
+        ``"constant"`` after ``warmup_epochs`` of linear warm-up, ``weight_decay``
+        (decoupled, per step); gradients clipped to a global norm of ``clip_norm`` (None:
+        never); ``label_smoothing`` in [0, 1); ``class_weight`` ``"balanced"`` (each
+        person weighs the same) or None; ``augment`` an :class:`~pyface.Augmentation`,
+        a dict of its fields, True for the default, False or None for none.
+        ``validation_fraction`` in [0, 1) of each person's images is held out: training
+        stops once its accuracy (then loss) has not improved for ``patience`` epochs and
+        the best weights are restored. ``blended_people`` (>= 0) made-up people, each the
+        pixel blend of a different pair of training people, are trained on beside the
+        real ones and left out of the model; they teach finer differences between faces.
+
+    Runs
+        The same ``seed`` with the same data, options and kernel thread count gives the
+        same model (None: fresh entropy). The progress bar shows on a terminal (``quiet=None``),
+        always (``quiet=False``) or never (``quiet=True``): logs of scripts get no redraws.
+        ``checkpoint`` (a path) receives everything needed to resume, atomically, every
+        ``checkpoint_every`` epochs (None: only on Ctrl-C). Ctrl-C raises
+        :class:`~pyface.TrainingInterrupted` (a ``KeyboardInterrupt``) after saving the
+        last completed epoch there. ``resume`` (a checkpoint path) continues such a run
+        with the same data: its settings and seed are the checkpoint's, options given
+        other than their defaults must agree with them, and the final weights are those
+        of an uninterrupted run. NaN or infinity in the loss, gradients or weights stops
+        training with :class:`~pyface.TrainingDivergedError`, which carries the last good
+        model. ``kernel`` replaces the native LSTM kernel (tests only).
+    """
+    given = locals()
+    options = {name: given[name] for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
+    options["augment"] = augmentation(augment)
+    options["views"] = tuple(views)
+    dataset = as_dataset(data, labels, names, preprocessor)
+    return fit(dataset, options, validation_data=validation_data, seed=seed, quiet=quiet, kernel=kernel,
+               checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)

@@ -1,0 +1,67 @@
+"""The images a run trains on: the data set, the validation part, the blended people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.dataset import FaceDataset, from_arrays
+from ..data.split import stratified_split
+from .blend import blend_people
+from .settings import TrainingSettings
+
+
+def as_dataset(data, labels, names, preprocessor) -> FaceDataset:
+    """``data`` as a FaceDataset: as it is, or images with labels through ``preprocessor``."""
+    if isinstance(data, FaceDataset):
+        if labels is not None or names is not None or preprocessor is not None:
+            raise TypeError("a FaceDataset brings its labels, names and preprocessing; pass them only with images")
+        return data
+    if labels is None:
+        raise TypeError("train(images, labels): labels are required with image arrays")
+    labels = np.asarray(labels)
+    if names is None and not np.issubdtype(labels.dtype, np.integer):
+        names = [str(n) for n in np.unique(labels)]
+        labels = np.searchsorted(np.unique(labels), labels)
+    return from_arrays(data, labels, names=names, preprocessor=preprocessor)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Images and labels of a run: ``train`` (real people), ``validation``, and ``fit`` (train + blended)."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    validation: tuple[np.ndarray, np.ndarray]
+    fit: tuple[np.ndarray, np.ndarray]
+
+
+def _validation_arrays(validation: FaceDataset, dataset: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
+    if validation.preprocessor != dataset.preprocessor:
+        raise ValueError("validation_data must be preprocessed like the training data")
+    index = {name: k for k, name in enumerate(dataset.names)}
+    unknown = sorted({validation.names[k] for k in validation.labels} - set(index))
+    if unknown:
+        raise ValueError(f"validation_data has people absent from the training data: {unknown}")
+    labels = np.array([index[validation.names[k]] for k in validation.labels], dtype=np.int64)
+    return np.asarray(validation.images, dtype=np.float32), labels
+
+
+def run_data(dataset: FaceDataset, validation_data: FaceDataset | None, settings: TrainingSettings,
+             rngs: dict[str, np.random.Generator]) -> RunData:
+    """Split off the validation images (given, or ``validation_fraction`` of each person) and add blended people."""
+    images = np.asarray(dataset.images, dtype=np.float32)
+    y = np.asarray(dataset.labels, dtype=np.int64)
+    if validation_data is not None:
+        train, validation = (images, y), _validation_arrays(validation_data, dataset)
+    else:
+        if settings.validation_fraction > 0:
+            kept, held_out = stratified_split(y, settings.validation_fraction, rngs["split"])
+        else:
+            kept, held_out = np.arange(len(y)), np.array([], dtype=np.int64)
+        train, validation = (images[kept], y[kept]), (images[held_out], y[held_out])
+    fit = train
+    if settings.blended_people:
+        x_blend, y_blend = blend_people(*train, settings.blended_people, len(dataset.names), rngs["blend"])
+        fit = (np.concatenate([train[0], x_blend]), np.concatenate([train[1], y_blend]))
+    return RunData(train, validation, fit)

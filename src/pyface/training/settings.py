@@ -1,0 +1,84 @@
+"""How a network is trained: the settings of a run and the names of every option of ``pyface.train``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from ..nn.network import Architecture
+from .augment import Augmentation
+
+CLASS_WEIGHTS = (None, "balanced")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How a network is trained. The defaults were chosen on ORL (see docs/experiments.md)."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 2
+    weight_decay: float = 1e-4
+    clip_norm: float | None = 5.0
+    label_smoothing: float = 0.1
+    class_weight: str | None = "balanced"
+    augment: Augmentation | None = Augmentation()
+    validation_fraction: float = 0.0
+    patience: int = 20
+    blended_people: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be at least 1, got {self.patience}")
+        if isinstance(self.blended_people, bool) or not isinstance(self.blended_people, (int, np.integer)) \
+                or self.blended_people < 0:
+            raise ValueError(f"blended_people must be a non-negative integer, got {self.blended_people!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["augment"] = None if self.augment is None else self.augment.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainingSettings:
+        d = dict(d)
+        if d.get("augment") is not None:
+            d["augment"] = Augmentation(**d["augment"])
+        return cls(**d)
+
+
+# Options of pyface.train that shape the network, and those that shape its training: one
+# list each, from which the signature of pyface.train is checked and the estimator's
+# parameters are derived.
+ARCHITECTURE_OPTIONS = tuple(f.name for f in fields(Architecture) if f.name not in ("n_classes", "image_size"))
+TRAINING_OPTIONS = tuple(f.name for f in fields(TrainingSettings))
+DEFAULTS = {f.name: f.default for cls in (Architecture, TrainingSettings) for f in fields(cls)
+            if f.name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
+
+
+def augmentation(value) -> Augmentation | None:
+    """``augment`` as given to ``pyface.train``: an Augmentation, a dict of its fields, True/False or None."""
+    if value is True:
+        return Augmentation()
+    if value is False or value is None:
+        return None
+    if isinstance(value, dict):
+        return Augmentation(**value)
+    if isinstance(value, Augmentation):
+        return value
+    raise TypeError(f"augment must be an Augmentation, a dict of its fields, True, False or None; got {value!r}")
