@@ -24,6 +24,29 @@ const Kernels* kernels_avx512() { return nullptr; }
 namespace {
 
 #ifdef PYFACE_X86
+// cpuid leaves and the feature bits read from them (Intel SDM vol. 2A, CPUID; AMD APM vol. 3).
+constexpr unsigned kCpuidLeafFeatures = 1;          // feature bits in ecx
+constexpr unsigned kCpuidLeafExtendedFeatures = 7;  // subleaf 0, feature bits in ebx
+constexpr unsigned kCpuidEcxFma = 1u << 12;
+constexpr unsigned kCpuidEcxOsxsave = 1u << 27;     // the OS enabled xgetbv and XCR0
+constexpr unsigned kCpuidEcxAvx = 1u << 28;
+constexpr unsigned kCpuidEbxAvx2 = 1u << 5;
+constexpr unsigned kCpuidEbxAvx512F = 1u << 16;
+constexpr unsigned kCpuidEbxAvx512Dq = 1u << 17;
+constexpr unsigned kCpuidEbxAvx512Bw = 1u << 30;
+constexpr unsigned kCpuidEbxAvx512Vl = 1u << 31;
+// The AVX-512 subsets the avx512 kernels are compiled for (CMakeLists.txt).
+constexpr unsigned kCpuidEbxAvx512Used = kCpuidEbxAvx512F | kCpuidEbxAvx512Dq | kCpuidEbxAvx512Bw | kCpuidEbxAvx512Vl;
+
+// XCR0: the register state the OS saves on a context switch (Intel SDM vol. 1, XSAVE chapter).
+constexpr uint64_t kXcr0SseState = 1u << 1;        // xmm
+constexpr uint64_t kXcr0AvxState = 1u << 2;        // upper halves of ymm
+constexpr uint64_t kXcr0OpmaskState = 1u << 5;     // k0-k7
+constexpr uint64_t kXcr0ZmmHi256State = 1u << 6;   // upper halves of zmm0-15
+constexpr uint64_t kXcr0Hi16ZmmState = 1u << 7;    // zmm16-31
+constexpr uint64_t kXcr0Ymm = kXcr0SseState | kXcr0AvxState;
+constexpr uint64_t kXcr0Zmm = kXcr0Ymm | kXcr0OpmaskState | kXcr0ZmmHi256State | kXcr0Hi16ZmmState;
+
 struct CpuFeatures {
     bool avx2 = false, avx512 = false;
 };
@@ -37,17 +60,17 @@ uint64_t xgetbv0() {
 CpuFeatures detect() {
     CpuFeatures f;
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
-    const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28);
+    if (!__get_cpuid(kCpuidLeafFeatures, &a, &b, &c, &d)) return f;
+    const bool fma = c & kCpuidEcxFma, osxsave = c & kCpuidEcxOsxsave, avx = c & kCpuidEcxAvx;
     if (!(osxsave && avx)) return f;
     // The OS must save the wider registers on context switch, or using them corrupts state.
     const uint64_t xcr0 = xgetbv0();
-    const bool os_ymm = (xcr0 & 0x6) == 0x6;
-    const bool os_zmm = (xcr0 & 0xe6) == 0xe6;
-    if (__get_cpuid_max(0, nullptr) < 7) return f;
-    __cpuid_count(7, 0, a, b, c, d);
-    const bool avx2 = b & (1u << 5);
-    const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));  // F DQ BW VL
+    const bool os_ymm = (xcr0 & kXcr0Ymm) == kXcr0Ymm;
+    const bool os_zmm = (xcr0 & kXcr0Zmm) == kXcr0Zmm;
+    if (__get_cpuid_max(0, nullptr) < kCpuidLeafExtendedFeatures) return f;
+    __cpuid_count(kCpuidLeafExtendedFeatures, 0, a, b, c, d);
+    const bool avx2 = b & kCpuidEbxAvx2;
+    const bool avx512 = (b & kCpuidEbxAvx512Used) == kCpuidEbxAvx512Used;
     f.avx2 = os_ymm && avx2 && fma;
     f.avx512 = f.avx2 && os_zmm && avx512;
     return f;

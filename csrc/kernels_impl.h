@@ -4,7 +4,8 @@
 //
 // Everything here has internal linkage or lives in the per-ISA namespace: an inline function
 // shared between translation units built with different flags could be merged by the linker
-// into the widest version and fault on a smaller CPU. Hence no standard-library templates.
+// into the widest version and fault on a smaller CPU. Hence no standard-library templates, and
+// pyface.h, the one header included, holds only plain data types and declarations.
 #include "pyface.h"
 
 namespace pyface {

@@ -1,4 +1,4 @@
-// One LSTM layer, forward and backward through time, on the active kernels.
+// One LSTM layer, forward and backward through time, on the kernels of one instruction set.
 //
 // Forward: pack the weights once; project every timestep's input in one GEMM (bias folded
 // in); then per step one fused kernel does the recurrent product for all four gates, the
@@ -6,10 +6,12 @@
 // gate gradients; after the loop both weight gradients are one GEMM over all steps, dx another.
 // Threads own disjoint batch rows for the whole time loop, so steps need no barrier; batches
 // too small for that split the hidden units instead and meet once per step.
+//
+// Every buffer is allocated before the parallel region: an exception cannot leave an OpenMP
+// region (it ends the process), while out of one std::bad_alloc reaches Python as MemoryError.
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -17,6 +19,44 @@
 
 namespace pyface {
 namespace {
+
+// Internal gate layout. Hidden units are grouped in blocks of `vw` (one SIMD vector); the four
+// gates of a block sit side by side, [i f g o] each vw wide, so one micro-tile of nr = 4*vw
+// columns holds every gate of the same units and the cell update runs from the accumulators.
+// The hidden size is padded to hp (a multiple of vw); padded units have zero weights and stay
+// exactly zero through the recurrence.
+struct Layout {
+    int64_t vw, nr, hp, g;
+
+    Layout(int64_t vector_width, int64_t hidden)
+        : vw(vector_width), nr(4 * vector_width),
+          hp(round_up(hidden, vector_width)), g(4 * hp) {}
+
+    // Column of (gate, unit) in the interleaved layout.
+    int64_t col(int64_t gate, int64_t unit) const {
+        return unit / vw * nr + gate * vw + unit % vw;
+    }
+};
+
+// Rows [i0, i1) of B (k x n), given as a pointer to each row, into panels of nr columns, each
+// k x nr: the right-hand matrix layout of Kernels::gemm. Columns from n_valid on (and the
+// tail of the last panel) are zero.
+template <class RowPtr>
+void pack_panels(int64_t k, int64_t i0, int64_t i1, int64_t n, int64_t nr, RowPtr row, float* out,
+                 int64_t n_valid) {
+    for (int64_t c0 = 0; c0 < n; c0 += nr, out += k * nr) {
+        const int64_t left = n_valid - c0, width = left < 0 ? 0 : left < nr ? left : nr;
+        for (int64_t i = i0; i < i1; ++i) {
+            const float* src = row(i) + c0;
+            float* dst = out + i * nr;
+            for (int64_t j = 0; j < width; ++j) dst[j] = src[j];
+            for (int64_t j = width; j < nr; ++j) dst[j] = 0.0f;
+        }
+    }
+}
+
+// Floats of a (k x n) matrix packed by pack_panels.
+int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return round_up(n, nr) * k; }
 
 struct Range {
     int64_t begin, end;
@@ -128,30 +168,32 @@ void pad_rows(const float* src, int64_t rows, int64_t width, int64_t src_rs, flo
     }
 }
 
-double round_up(double n, double m) { return std::ceil(n / m) * m; }
-
 }  // namespace
 
 double forward_workspace_bytes(const LstmDims& d, int vw) {
     const Layout L(vw, d.hidden);
     const double packed = double(L.g) * (double(d.input) + double(L.hp)), bias = double(L.g);
-    return 4.0 * (packed + bias);
+    return sizeof(float) * (packed + bias);
 }
 
 double cache_bytes(const LstmDims& d, int vw) {
     const Layout L(vw, d.hidden);
     const double B = double(d.batch), T = double(d.time), D = double(d.input), H = double(d.hidden);
-    return 4.0 * (B * T * double(L.g) + 2.0 * B * (T + 1) * double(L.hp) + B * T * D + 4 * H * (D + H));
+    return sizeof(float) * (B * T * double(L.g) + 2.0 * B * (T + 1) * double(L.hp) + B * T * D + 4 * H * (D + H));
 }
 
 double backward_workspace_bytes(const LstmDims& d, int vw) {
     const Layout L(vw, d.hidden);
-    const double B = double(d.batch), T = double(d.time), D = double(d.input), g = double(L.g);
-    const double hp = double(L.hp), nr = double(L.nr);
-    const double packed = g * round_up(hp, nr) + g * round_up(D, nr);
-    const double steps = B * T * (hp + g + round_up(D, nr) + round_up(hp, nr)) + B * (3 * hp + round_up(hp, nr));
-    return 4.0 * (packed + steps + g * (round_up(D, nr) + hp + 1));
+    const double B = double(d.batch), T = double(d.time), g = double(L.g), hp = double(L.hp);
+    // The input and hidden sizes in whole panels of nr columns.
+    const double dp = double(round_up(d.input, L.nr)), hpp = double(round_up(L.hp, L.nr));
+    const double packed = g * hpp + g * dp;
+    const double steps = B * T * (hp + g + dp + hpp) + B * (3 * hp + hpp);
+    return sizeof(float) * (packed + steps + g * (dp + hp + 1));
 }
+
+LstmCache::LstmCache() = default;
+LstmCache::~LstmCache() = default;
 
 size_t LstmCache::nbytes() const {
     return (x.size() + w_ih.size() + w_hh.size() + gates.size() + hs.size() + cs.size()) * sizeof(float);
@@ -159,10 +201,9 @@ size_t LstmCache::nbytes() const {
 
 // Buffers touched per step are time-major, (time, batch, ...): the rows one step reads and
 // writes are contiguous, instead of one row per page in a batch-major layout.
-void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const float* w_hh,
-                  const float* bias, const float* h0, const float* c0, bool reverse, float* y,
-                  float* h_T, float* c_T, LstmCache* cache) {
-    const Kernels& k = active_kernels();
+void lstm_forward(const Kernels& k, const LstmDims& d, const float* x, const float* w_ih,
+                  const float* w_hh, const float* bias, const float* h0, const float* c0, bool reverse,
+                  float* y, float* h_T, float* c_T, LstmCache* cache) {
     const int64_t B = d.batch, T = d.time, D = d.input, H = d.hidden;
     const Layout L(k.vw, H);
     const StateSlots slot(reverse);
@@ -276,15 +317,17 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
     const int64_t dy_width = pad_dy ? L.hp : H;
     Buffer dh_init(size_t(B * L.hp)), dc(size_t(B * L.hp)), dh0_pad(size_t(B * L.hp));
     Buffer dg(size_t(T * step_g));  // (time, batch, g)
-    const int64_t dh_acc_rs = (L.hp + L.nr - 1) / L.nr * L.nr;
+    const int64_t dh_acc_rs = round_up(L.hp, L.nr);
     Buffer dh_acc(size_t(B * dh_acc_rs));
     // The inputs of every step in (time, batch) order, packed as the right-hand side of the
     // weight-gradient GEMMs.
     // [x | h_prev]: one GEMM gives both weight gradients and reads dG once. x takes whole
     // panels (dp columns), so h_prev's panels follow it in the same packed buffer.
-    const int64_t dp = (D + L.nr - 1) / L.nr * L.nr, n_in = dp + L.hp;
+    const int64_t dp = round_up(D, L.nr), n_in = dp + L.hp;
     Buffer in_p(packed_size(BT, n_in, L.nr)), acc(size_t(L.g * n_in));
+    Buffer gate_sums(size_t(L.g), true);  // dbias in the interleaved layout
     float* const h_p = in_p.data() + packed_size(BT, dp, L.nr);
+    const float* x_in = cache.x.data();                        // row t*B + b: x_t of sequence b
     const float* h_in = cache.hs.data() + slot.prev * step_h;  // row t*B + b: h before step t
 
 #pragma omp parallel num_threads(num_threads())
@@ -327,7 +370,7 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
 
             for (int64_t t = 0; t < T; ++t) {
                 const int64_t r0 = t * B + b0, r1 = r0 + nb;
-                pack_panels(BT, r0, r1, dp, L.nr, [&](int64_t r) { return cache.x.data() + r * D; }, in_p.data(), D);
+                pack_panels(BT, r0, r1, dp, L.nr, [&](int64_t r) { return x_in + r * D; }, in_p.data(), D);
                 pack_panels(BT, r0, r1, L.hp, L.nr, [&](int64_t r) { return h_in + r * L.hp; }, h_p, L.hp);
             }
         }
@@ -341,12 +384,12 @@ void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, c
             k.gemm(ng, n_in, BT, dg.data() + g0, 1, L.g, in_p.data(), rows_acc, n_in, false, nullptr);
             unpack_gate_rows(rows_acc, n_in, g0, gate_rows.end, H, D, L, dw_ih);
             unpack_gate_rows(rows_acc + dp, n_in, g0, gate_rows.end, H, H, L, dw_hh);
-            std::vector<float> sum(size_t(ng), 0.0f);
+            float* sum = gate_sums.data() + g0;
             for (int64_t r = 0; r < BT; ++r) {
                 const float* row = dg.data() + r * L.g + g0;
-                for (int64_t j = 0; j < ng; ++j) sum[size_t(j)] += row[j];
+                for (int64_t j = 0; j < ng; ++j) sum[j] += row[j];
             }
-            unpack_gate_rows(sum.data(), 1, g0, gate_rows.end, H, 1, L, dbias);
+            unpack_gate_rows(sum, 1, g0, gate_rows.end, H, 1, L, dbias);
         }
         if (dx) {
             const Range steps = share(T);

@@ -62,12 +62,14 @@ std::string dims_str(std::initializer_list<std::pair<const char*, int64_t>> dims
 }
 
 // Refuses, before allocating, a call whose buffers would not fit in this machine's memory:
-// allocating first could succeed on paper and then be killed by the OS when touched.
-void check_memory(const LstmDims& d, bool backward) {
-    const int vw = pyface::active_kernels().vw;
+// allocating first could succeed on paper and then be killed by the OS when touched. Sized for
+// the kernels that will run, k: their vector width sets the padding of every buffer.
+void check_memory(const LstmDims& d, const pyface::Kernels& k, bool backward) {
+    const int vw = k.vw;
     const double B = double(d.batch), T = double(d.time), H = double(d.hidden), D = double(d.input);
-    double need = backward ? pyface::backward_workspace_bytes(d, vw) + 4.0 * (B * T * D + 4 * H * (D + H + 1))
-                           : pyface::forward_workspace_bytes(d, vw) + pyface::cache_bytes(d, vw) + 4.0 * B * T * H;
+    // Scratch and cache, plus the outputs: dx, dw_ih, dw_hh and dbias, or y.
+    double need = backward ? pyface::backward_workspace_bytes(d, vw) + sizeof(float) * (B * T * D + 4 * H * (D + H + 1))
+                           : pyface::forward_workspace_bytes(d, vw) + pyface::cache_bytes(d, vw) + sizeof(float) * B * T * H;
     const double have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
     if (need > have)
         throw py::value_error("sizes too large: " +
@@ -100,13 +102,16 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj, py
     py::array h0, c0;
     const float* h0p = optional_state(h0_obj, "h0", d, h0);
     const float* c0p = optional_state(c0_obj, "c0", d, c0);
-    check_memory(d, false);
+    // The instruction set is read once, so the call is sized for the kernels it runs on even
+    // if another thread switches it meanwhile.
+    const pyface::Kernels& kernels = pyface::active_kernels();
+    check_memory(d, kernels, false);
 
     py::array_t<float> y({d.batch, d.time, d.hidden}), h_T({d.batch, d.hidden}), c_T({d.batch, d.hidden});
     std::shared_ptr<LstmCache> cache = training ? std::make_shared<LstmCache>() : nullptr;
     {
         py::gil_scoped_release nogil;
-        pyface::lstm_forward(d, static_cast<const float*>(x.data()), static_cast<const float*>(w_ih.data()),
+        pyface::lstm_forward(kernels, d, static_cast<const float*>(x.data()), static_cast<const float*>(w_ih.data()),
                              static_cast<const float*>(w_hh.data()), static_cast<const float*>(bias.data()),
                              h0p, c0p, reverse, y.mutable_data(), h_T.mutable_data(), c_T.mutable_data(),
                              cache.get());
@@ -132,7 +137,9 @@ py::tuple backward(py::handle dy_obj, py::handle dh_obj, py::handle dc_obj, py::
     }
     const float* dhp = optional_state(dh_obj, "dh_T", d, dh);
     const float* dcp = optional_state(dc_obj, "dc_T", d, dc);
-    check_memory(d, true);
+    // Backward runs on the kernels forward ran on (their layout is in the cache), whatever
+    // the active instruction set is now.
+    check_memory(d, *cache->kernels, true);
 
     py::array_t<float> dw_ih({4 * d.hidden, d.input}), dw_hh({4 * d.hidden, d.hidden}), dbias(4 * d.hidden);
     py::array_t<float> dh0({d.batch, d.hidden}), dc0({d.batch, d.hidden});

@@ -1,5 +1,10 @@
 // pyface: plain data types and function declarations of the LSTM kernel.
 // Nothing here knows about Python; module.cpp is the only file that does.
+//
+// Nothing here is defined inline either. The per-instruction-set kernel files include this
+// header and are compiled with different flags: an inline function defined here would be
+// compiled once per flag set, and the linker keeps any one copy, possibly the widest, which
+// then faults on a CPU without it. Definitions live in the .cpp files.
 #pragma once
 
 #include <cstddef>
@@ -14,23 +19,8 @@ struct LstmDims {
     int64_t batch, time, input, hidden;
 };
 
-// Internal gate layout. Hidden units are grouped in blocks of `vw` (one SIMD vector); the four
-// gates of a block sit side by side, [i f g o] each vw wide, so one micro-tile of nr = 4*vw
-// columns holds every gate of the same units and the cell update runs from the accumulators.
-// The hidden size is padded to hp (a multiple of vw); padded units have zero weights and stay
-// exactly zero through the recurrence.
-struct Layout {
-    int64_t vw, nr, hp, g;
-
-    Layout(int64_t vector_width, int64_t hidden)
-        : vw(vector_width), nr(4 * vector_width),
-          hp((hidden + vector_width - 1) / vector_width * vector_width), g(4 * hp) {}
-
-    // Column of (gate, unit) in the interleaved layout.
-    int64_t col(int64_t gate, int64_t unit) const {
-        return unit / vw * nr + gate * vw + unit % vw;
-    }
-};
+// The kernels see gates interleaved by blocks of vw hidden units, [i f g o] each vw wide, the
+// hidden size padded to hp, a multiple of vw (Layout in lstm.cpp).
 
 // One forward timestep for a range of batch rows. All row strides are in floats.
 struct ForwardStep {
@@ -77,7 +67,7 @@ struct Kernels {
 
     // C[m x n] = S + A[m x k] * B, where S is C itself when accumulating, else every row is
     // row_init (n floats) or zero when that is null. A's element (r, j) is a[r*rs + j*cs]; B is
-    // packed in panels of nr columns (pack_panels). Writes only the n columns of C.
+    // packed in panels of nr columns (pack_panels in lstm.cpp). Writes only the n columns of C.
     void (*gemm)(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
                  const float* b_packed, float* c, int64_t ldc, bool accumulate, const float* row_init);
     // Rows [row_begin, row_end) x hidden blocks [blk_begin, blk_end) (vw units each).
@@ -105,38 +95,24 @@ Isa best_isa();
 const char* isa_name(Isa isa);
 bool parse_isa(const char* name, Isa* out);
 
-// Rows [i0, i1) of B (k x n), given as a pointer to each row, into panels of nr columns, each
-// k x nr. Columns from n_valid on (and the tail of the last panel) are zero.
-template <class RowPtr>
-void pack_panels(int64_t k, int64_t i0, int64_t i1, int64_t n, int64_t nr, RowPtr row, float* out,
-                 int64_t n_valid) {
-    for (int64_t c0 = 0; c0 < n; c0 += nr, out += k * nr) {
-        const int64_t left = n_valid - c0, width = left < 0 ? 0 : left < nr ? left : nr;
-        for (int64_t i = i0; i < i1; ++i) {
-            const float* src = row(i) + c0;
-            float* dst = out + i * nr;
-            for (int64_t j = 0; j < width; ++j) dst[j] = src[j];
-            for (int64_t j = width; j < nr; ++j) dst[j] = 0.0f;
-        }
-    }
-}
-inline int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return (n + nr - 1) / nr * nr * k; }
+// The smallest multiple of `multiple` (> 0) that is at least n (>= 0): padded sizes.
+int64_t round_up(int64_t n, int64_t multiple);
 
 // 64-byte aligned float storage that does not zero unless asked. Large blocks come from and
 // go back to a process-wide pool (runtime.cpp): fresh multi-megabyte allocations are mapped
 // by the OS per call and page-faulted in, which cost a large layer a quarter of its time.
 class Buffer {
 public:
-    Buffer() = default;
+    Buffer() noexcept;
     explicit Buffer(size_t n, bool zero = false);
-    Buffer(Buffer&& o) noexcept : p_(o.p_), n_(o.n_), bytes_(o.bytes_) { o.p_ = nullptr; o.n_ = o.bytes_ = 0; }
+    Buffer(Buffer&& o) noexcept;
     Buffer& operator=(Buffer&& o) noexcept;
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
     ~Buffer();
-    float* data() { return p_; }
-    const float* data() const { return p_; }
-    size_t size() const { return n_; }
+    float* data();
+    const float* data() const;
+    size_t size() const;
 
 private:
     void release() noexcept;
@@ -146,6 +122,8 @@ private:
 
 // What backward needs from forward. Owned by the caller (a Python object), never global.
 struct LstmCache {
+    LstmCache();
+    ~LstmCache();
     LstmDims dims{};
     bool reverse = false;
     const Kernels* kernels = nullptr;  // backward uses the layout forward used
@@ -177,13 +155,14 @@ double forward_workspace_bytes(const LstmDims& d, int vw);  // freed when the ca
 double cache_bytes(const LstmDims& d, int vw);              // kept in the cache for backward
 double backward_workspace_bytes(const LstmDims& d, int vw);
 
-// One LSTM layer. h0/c0 may be null (zeros). y is (batch, time, hidden); h_T, c_T (batch,
-// hidden). With cache non-null, keeps what lstm_backward needs.
-void lstm_forward(const LstmDims& d, const float* x, const float* w_ih, const float* w_hh,
-                  const float* bias, const float* h0, const float* c0, bool reverse, float* y,
-                  float* h_T, float* c_T, LstmCache* cache);
+// One LSTM layer on the kernels k. h0/c0 may be null (zeros). y is (batch, time, hidden); h_T,
+// c_T (batch, hidden). With cache non-null, keeps what lstm_backward needs, k included.
+void lstm_forward(const Kernels& k, const LstmDims& d, const float* x, const float* w_ih,
+                  const float* w_hh, const float* bias, const float* h0, const float* c0, bool reverse,
+                  float* y, float* h_T, float* c_T, LstmCache* cache);
 
-// Gradients from a cache. dy, dh_T, dc_T may be null (zeros); dx may be null (not computed).
+// Gradients from a cache, on the kernels its forward ran on. dy, dh_T, dc_T may be null
+// (zeros); dx may be null (not computed).
 void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, const float* dc_T,
                    float* dx, float* dw_ih, float* dw_hh, float* dbias, float* dh0, float* dc0);
 

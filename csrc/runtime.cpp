@@ -23,6 +23,9 @@ namespace {
 // cache: a block's contents never carry from one call to the next (Buffer zeroes on request).
 constexpr size_t kPoolMin = size_t(1) << 20, kPoolLimit = size_t(1) << 30;
 
+// A cache line, and the size of an AVX-512 vector.
+constexpr size_t kAlignment = 64;
+
 struct Pool {
     std::mutex mutex;
     std::vector<std::pair<size_t, float*>> blocks;  // (bytes, block)
@@ -63,11 +66,16 @@ Pool& pool() {
 
 }  // namespace
 
+int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+Buffer::Buffer() noexcept = default;
+
 Buffer::Buffer(size_t n, bool zero) : n_(n) {
     if (n == 0) return;
-    bytes_ = (n * sizeof(float) + 63) / 64 * 64;
+    // aligned_alloc takes only whole multiples of the alignment.
+    bytes_ = size_t(round_up(int64_t(n * sizeof(float)), kAlignment));
     if (bytes_ >= kPoolMin) p_ = pool().take(bytes_, &bytes_);
-    if (!p_) p_ = static_cast<float*>(std::aligned_alloc(64, bytes_));
+    if (!p_) p_ = static_cast<float*>(std::aligned_alloc(kAlignment, bytes_));
     if (!p_) throw std::bad_alloc();
     if (zero) std::fill(p_, p_ + n, 0.0f);
 }
@@ -76,6 +84,11 @@ void Buffer::release() noexcept {
     if (p_ && !(bytes_ >= kPoolMin && pool().give(p_, bytes_))) std::free(p_);
     p_ = nullptr;
     n_ = bytes_ = 0;
+}
+
+Buffer::Buffer(Buffer&& o) noexcept : p_(o.p_), n_(o.n_), bytes_(o.bytes_) {
+    o.p_ = nullptr;
+    o.n_ = o.bytes_ = 0;
 }
 
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
@@ -91,6 +104,10 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 }
 
 Buffer::~Buffer() { release(); }
+
+float* Buffer::data() { return p_; }
+const float* Buffer::data() const { return p_; }
+size_t Buffer::size() const { return n_; }
 
 #if defined(__x86_64__) || defined(_M_X64)
 // FTZ (bit 15) and DAZ (bit 6): denormals in a long recurrence cost ~100x per operation.

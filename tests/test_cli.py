@@ -162,6 +162,27 @@ def test_evaluate_json_is_consistent_with_the_confusion_matrix(trained, faces_di
     assert sum(c["images"] for c in report["confusions"]) == 24 - np.trace(confusion)
 
 
+def test_classification_report_agrees_with_scikit_learn(trained, faces_dir):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from pyface.recognition.evaluation import classification_report
+
+    model = load_model(trained[0])
+    faces = load_images(faces_dir, preprocessor=model.preprocessor)
+    report = classification_report(model, faces)
+    truth, predicted = np.array(faces.names)[faces.labels], model.predict(faces)
+    precision, recall, _, support = precision_recall_fscore_support(truth, predicted, labels=PEOPLE,
+                                                                    zero_division=np.nan)
+    assert [p["name"] for p in report["people"]] == PEOPLE and [p["images"] for p in report["people"]] == [8] * 3
+    for k, person in enumerate(report["people"]):
+        assert person["recall"] == pytest.approx(recall[k])
+        assert person["precision"] == (None if np.isnan(precision[k]) else pytest.approx(precision[k]))
+    pairs = {(c["true"], c["predicted"]): c["images"] for c in report["confusions"]}
+    wrong = [(t, p) for t, p in zip(truth, predicted) if t != p]
+    assert pairs == {pair: wrong.count(pair) for pair in set(wrong)}
+    assert [c["images"] for c in report["confusions"]] == sorted(pairs.values(), reverse=True)
+
+
 def test_evaluate_skips_people_the_model_does_not_know(trained, faces_dir, tmp_path, capsys):
     out, _ = trained
     mixed = tmp_path / "mixed"
@@ -171,7 +192,7 @@ def test_evaluate_skips_people_the_model_does_not_know(trained, faces_dir, tmp_p
     cv2.imwrite(str(stranger / "1.png"), np.full((32, 32), 128, np.uint8))
     status, printed, err = run(capsys, "evaluate", out, mixed, "--json")
     assert status == 0
-    assert "skipping 1 people the model was not trained on: stranger" in err
+    assert "skipping 1 person the model was not trained on: stranger" in err
     assert json.loads(printed)["images"] == 6
 
 
@@ -334,6 +355,8 @@ def mistakes(tmp_path_factory, faces_dir):
     (["predict", "{root}/notes.txt", "{faces}"], ["not a pyface model"]),
     (["explain", "{model}", "{root}/broken.png", "--out", "{root}/h.png"], ["not a readable image"]),
     (["explain", "{model}", "{root}/missing.png"], ["image file not found"]),
+    (["explain", "{model}", "{faces}"], ["is a folder; give one image file"]),
+    (["verify", "{model}", "{faces}/person01/1.png", "{faces}"], ["is a folder; give one image file"]),
     (["explain", "{model}", "{faces}/person01/1.png", "--person", "zed"], ["does not know"]),
     (["explain", "{model}", "{faces}/person01/1.png", "--out", "{root}/heat.txt"], ["could not write"]),
 ])
@@ -344,7 +367,7 @@ def test_user_mistakes_are_one_line_errors(argv, fragments, mistakes, faces_dir,
         # Each unreadable image is named on its own line, then the count.
         assert status == 1 and "Traceback" not in err
         assert err.splitlines() == [f"pyface: error: {argv[-1]}: not a readable image",
-                                    "pyface: error: 1 of 1 images could not be read"]
+                                    "pyface: error: 1 of 1 image could not be read"]
         return
     assert status == 1
     assert_one_line_error(status, err, *fragments)
@@ -380,7 +403,7 @@ def test_an_unexpected_failure_is_one_line_with_a_hint(trained, faces_dir, capsy
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(importlib.import_module("pyface.cli.main"), "_report", broken)
+    monkeypatch.setattr(importlib.import_module("pyface.recognition.evaluation"), "classification_report", broken)
     status, _, err = run(capsys, "evaluate", trained[0], faces_dir)
     assert_one_line_error(status, err, "unexpected ZeroDivisionError", "--debug")
 

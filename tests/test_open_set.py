@@ -206,6 +206,25 @@ def test_identify_in_small_blocks_answers_the_same(tiny_model, make_dataset):
     assert tiny_model.identify(faces[:0], threshold=0.5)[0].shape == (0,)
 
 
+def test_search_ranks_every_identity_by_its_best_template(model, make_dataset, strangers):
+    model.enroll("newcomer", strangers[strangers.labels == 3])
+    faces = make_dataset(per_class=2, seed=7)
+    gallery_names, templates, owners = model.gallery()
+    similarity = model.embed(faces) @ templates.T
+    per_identity = np.stack([similarity[:, owners == k].max(axis=1) for k in range(len(gallery_names))], axis=1)
+    names, scores = model.search(faces, k=2)
+    assert names.shape == scores.shape == (len(faces), 2)
+    for row in range(len(faces)):
+        ranked = sorted(range(len(gallery_names)), key=lambda k: -per_identity[row, k])[:2]
+        assert list(names[row]) == [gallery_names[k] for k in ranked]
+        np.testing.assert_allclose(scores[row], per_identity[row, ranked], rtol=1e-6)
+    best, best_scores = model.identify(faces, threshold=-1)
+    np.testing.assert_array_equal(names[:, 0], best)
+    assert model.search(faces, k=50)[0].shape == (len(faces), len(gallery_names))
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        model.search(faces, k=0)
+
+
 def test_verify(tiny_model, make_dataset):
     faces = make_dataset(per_class=2, seed=6)
     a, b, c = (np.rint(faces.images[i] * 255).astype(np.uint8) for i in (0, 1, 2))

@@ -23,7 +23,7 @@ from .kernel import lstm
 
 from .kernel import reference
 
-__all__ = ["CONFIGS", "IMPLS", "Stack", "flops", "fma_peak", "keep_freed_memory", "median_seconds", "run", "format_table", "main"]
+__all__ = ["CONFIGS", "IMPLS", "Stack", "flops", "fma_peak", "keep_freed_memory", "median_seconds", "run", "format_table", "report", "main"]
 
 # name: (batch, time, input, hidden, layers)
 CONFIGS: Dict[str, tuple] = {
@@ -288,6 +288,30 @@ def epoch_seconds(images: np.ndarray, labels: np.ndarray, impl: str, *, epochs: 
     return float(np.median(times[1:]))
 
 
+def _print_versions(*, with_torch: bool) -> None:
+    info = _runtime.info()
+    torch = _torch() if with_torch else None
+    print(f"pyface {info['version']}, isa {info['isa']}, numpy {info['numpy']}"
+          + (f", torch {torch.__version__}" if torch is not None else ""))
+
+
+def report(
+    configs: Iterable[str] = tuple(CONFIGS),
+    threads: Iterable[int] = (1, 2),
+    impls: Iterable[str] = IMPLS,
+    *,
+    min_time: float = 1.0,
+) -> None:
+    """Print the versions, the FMA peak of each thread count and the :func:`format_table` of
+    :func:`run` over ``configs`` x ``threads`` x ``impls`` (``min_time`` seconds per cell)."""
+    impls = list(impls)
+    _print_versions(with_torch="torch" in impls)
+    rows = run(configs, threads, impls, min_time=min_time)
+    peaks = {r["threads"]: r["peak_gflops"] for r in rows}
+    print("FMA peak: " + ", ".join(f"{peaks[n]:.0f} GFLOP/s on {n} thread{'s' if n > 1 else ''}" for n in peaks))
+    print(format_table(rows))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyface.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
@@ -300,17 +324,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.threads):
         parser.error("--threads must be >= 1")
-    info = _runtime.info()
-    print(f"pyface {info['version']}, isa {info['isa']}, numpy {info['numpy']}", end="")
-    # In --epoch mode torch is loaded only after pyface's run, which reports its own peak memory.
-    torch = _torch() if "torch" in args.impls and not args.epoch else None
-    print(f", torch {torch.__version__}" if torch is not None else "")
     if args.epoch:
+        # torch is loaded only after pyface's run, which reports its own peak memory.
+        _print_versions(with_torch=False)
         return _print_epochs(args.epoch, args.threads, [i for i in args.impls if i != "numpy"])
-    rows = run(args.configs, args.threads, args.impls, min_time=args.min_time)
-    peaks = {r["threads"]: r["peak_gflops"] for r in rows}
-    print("FMA peak: " + ", ".join(f"{peaks[n]:.0f} GFLOP/s on {n} thread{'s' if n > 1 else ''}" for n in peaks))
-    print(format_table(rows))
+    report(args.configs, args.threads, args.impls, min_time=args.min_time)
     return 0
 
 

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+from .common import UserError, image_files
+
 # Failed files listed on stderr at most; the rest are in the results' error column.
 _ERRORS_SHOWN = 20
 
@@ -28,7 +30,7 @@ def _client(scheduler: str):
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ValueError("--scheduler needs Dask: pip install 'pyface[dask]'") from None
+        raise UserError("--scheduler needs Dask: pip install 'pyface[dask]'") from None
     if scheduler == "local":
         # One single-threaded worker process per core, as pyface runs best; loopback only, no dashboard.
         with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
@@ -59,15 +61,13 @@ def _print_table(table, as_json: bool) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """``pyface predict`` with ``--scheduler``; the exit status."""
-    from ..data.images import list_image_files
-
     if args.scheduler is None:
-        raise ValueError("--out writes the results of a Dask job: give --scheduler ADDRESS or --scheduler local")
+        raise UserError("--out writes the results of a Dask job: give --scheduler ADDRESS or --scheduler local")
     if args.partition_size < 1:
-        raise ValueError(f"--partition-size must be at least 1, got {args.partition_size}")
+        raise UserError(f"--partition-size must be at least 1, got {args.partition_size}")
     if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"model file not found: {args.model}")
-    files = [os.fspath(p) for p in list_image_files(args.images)]
+        raise UserError(f"model file not found: {args.model}")
+    files = [os.fspath(p) for p in image_files(args.images)]
     with _client(args.scheduler) as client:
         from .. import distributed
 

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from typing import Any, Dict, List
 
 import cv2
 import numpy as np
 
-try:
-    from .. import _core
-except ImportError as exc:  # the bare source tree has no compiled module
+# The native module reads PYFACE_ISA as it loads and knows the names in lower case only;
+# users write AVX2 as often as avx2.
+if os.environ.get("PYFACE_ISA", "").strip():
+    os.environ["PYFACE_ISA"] = os.environ["PYFACE_ISA"].strip().lower()
+if importlib.util.find_spec("pyface._core") is None:  # the bare source tree has no compiled module
     raise ImportError(
         "pyface's native module pyface._core is missing: this is probably the source folder, "
         "not the installed package. Install with `pip install .` and run Python from another folder."
-    ) from exc
+    )
+
+
+def _started_as_command() -> bool:
+    # The pyface script, or `python -m pyface` while its package is being imported.
+    return os.path.basename(sys.argv[0]) in ("pyface", "-m") if sys.argv else False
+
+
+# Any other failure to load (an unknown PYFACE_ISA, one the CPU lacks) speaks for itself;
+# the command says it in one line instead of a traceback, as it does for every mistake.
+try:
+    from .. import _core  # noqa: E402
+except ImportError as exc:
+    if not _started_as_command():
+        raise
+    print(f"pyface: error: {exc}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 __all__ = ["info", "set_num_threads", "get_num_threads", "set_isa", "get_isa", "supported_isas"]
 

@@ -237,6 +237,20 @@ class FaceRecognizer:
             raise ValueError(f"no images to enroll {name!r} from")
         self._add_identity(name, self._embed(images, batch_size))
 
+    def add_images(self, name: str, inputs, *, batch_size: int = 256) -> None:
+        """Add the faces ``inputs`` to the templates of the enrolled person ``name``.
+
+        Trained people keep the templates of their training images: only retraining changes them.
+        """
+        if name not in self._enrolled:
+            if name in self.names:
+                raise ValueError(f"{name!r} is a trained person, not an enrolled one; only retraining adds images")
+            raise KeyError(f"nobody called {name!r} is enrolled")
+        images = self._images(inputs)
+        if len(images) == 0:
+            raise ValueError(f"no images to add to {name!r}")
+        self._enrolled[name] = np.concatenate([self._enrolled[name], _unit_templates(self._embed(images, batch_size))])
+
     def _add_identity(self, name: str, vectors: np.ndarray) -> None:
         d = self.network.arch.feature_size
         if name in self.names or name in self._enrolled:
@@ -296,6 +310,30 @@ class FaceRecognizer:
         (docs/experiments.md).
         """
         limit = self.resolve_threshold(threshold)
+        names, per_identity = self._similarities(inputs, batch_size)
+        best = per_identity.argmax(axis=1)
+        scores = per_identity[np.arange(len(best)), best].astype(np.float64)
+        answer = np.array(names, dtype=object)[best]
+        answer[scores < limit] = UNKNOWN
+        return answer.astype(str), scores
+
+    def search(self, inputs, *, k: int = 5, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar identities of each face: (names (N, k), cosine similarities (N, k)).
+
+        Best first, each identity scored by its most similar template as in
+        :meth:`identify`, with no threshold (nobody is "unknown"); fewer than ``k``
+        columns when the model knows fewer people.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        names, per_identity = self._similarities(inputs, batch_size)
+        # Stable on the negated scores, so equal scores keep the gallery's order as identify does.
+        order = np.argsort(-per_identity, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(per_identity, order, axis=1).astype(np.float64)
+        return np.array(names, dtype=str)[order], scores
+
+    def _similarities(self, inputs, batch_size: int) -> tuple[list[str], np.ndarray]:
+        """The open-set identities and each face's similarity (N, identities) to its best template of each."""
         names, templates, owners = self.gallery()
         embedded = self._embed(self._images(inputs), batch_size)
         starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
@@ -304,11 +342,7 @@ class FaceRecognizer:
         for start in range(0, len(embedded), batch_size):
             block = embedded[start : start + batch_size] @ templates.T
             per_identity[start : start + batch_size] = np.maximum.reduceat(block, starts, axis=1)
-        best = per_identity.argmax(axis=1)
-        scores = per_identity[np.arange(len(best)), best].astype(np.float64)
-        answer = np.array(names, dtype=object)[best]
-        answer[scores < limit] = UNKNOWN
-        return answer.astype(str), scores
+        return names, per_identity
 
     def verify(self, a, b, *, threshold: float | str | None = None) -> tuple[bool, float]:
         """Whether two face images show the same person, and the cosine similarity of their embeddings.

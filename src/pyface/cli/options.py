@@ -1,0 +1,56 @@
+"""Parsers of option values: each turns the text of one option into a checked value or a usage error."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+__all__ = ["int_at_least", "fraction", "positive_float", "threshold_option"]
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """A parser of integers from ``low`` up."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def fraction(low_inclusive: bool, high_inclusive: bool) -> Callable[[str], float]:
+    """A parser of numbers between 0 and 1, each end included or not."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        above = value >= 0 if low_inclusive else value > 0
+        below = value <= 1 if high_inclusive else value < 1
+        if not (above and below):
+            interval = ("[" if low_inclusive else "(") + "0, 1" + ("]" if high_inclusive else ")")
+            raise argparse.ArgumentTypeError(f"must lie in {interval}, got {text}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def threshold_option(text: str) -> float | str:
+    """A cosine similarity in [0, 1], or ``'auto'`` for the model's own threshold."""
+    return "auto" if text == "auto" else fraction(True, True)(text)

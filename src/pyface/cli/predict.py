@@ -1,0 +1,102 @@
+"""``pyface predict``: name the person in each image, or 'unknown' under the open-set rule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import distributed
+from .common import count, image_files, load_model, one_line, percent, say
+from .options import threshold_option
+
+__all__ = ["add_parser", "run"]
+
+_PREDICT_BATCH = 64  # images read and answered at a time: a bad file costs a retry of this many
+
+
+def add_parser(commands, common: argparse.ArgumentParser) -> None:
+    help = "name the person in each image"
+    p = commands.add_parser("predict", help=help, description=help, parents=[common])
+    p.set_defaults(run=run)
+    p.add_argument("model", metavar="MODEL", help="model file written by pyface train")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--threshold", type=threshold_option,
+                   help="open-set rule: name the most similar trained or enrolled person, or 'unknown' when "
+                   "the cosine similarity is below this (0..1, or 'auto' for the model's own threshold)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    distributed.add_predict_options(p)
+
+
+def _per_file(answer: Callable[[list[str]], list], files: list[Path]) -> list:
+    """``answer``'s result for each file, or why the file could not be read (a string)."""
+    results: list = []
+    for start in range(0, len(files), _PREDICT_BATCH):
+        batch = [str(f) for f in files[start : start + _PREDICT_BATCH]]
+        try:
+            results.extend(answer(batch))
+            continue
+        except (ValueError, OSError):
+            pass
+        # Some file in the batch is bad: take them one by one to tell which.
+        for path in batch:
+            try:
+                results.extend(answer([path]))
+            except (ValueError, OSError) as exc:
+                results.append(one_line(exc))
+    return results
+
+
+def _closed_set_answer(model) -> Callable[[list[str]], list]:
+    """Per image (best match, probability) from the classifier over the trained people."""
+    def answer(paths: list[str]) -> list:
+        proba = model.predict_proba(paths)
+        return [(model.names[int(p.argmax())], float(p.max())) for p in proba]
+
+    return answer
+
+
+def _open_set_answer(model) -> Callable[[list[str]], list]:
+    """Per image (most similar identity, cosine similarity) among trained and enrolled people."""
+    def answer(paths: list[str]) -> list:
+        names, scores = model.identify(paths, threshold=-np.inf)
+        return list(zip(names.tolist(), scores.tolist()))
+
+    return answer
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.scheduler is not None or args.out is not None:
+        return distributed.run_predict(args)
+    model = load_model(args.model)
+    files = image_files(args.images)
+    # The classifier answers as it always did unless the open-set rule is asked for or needed.
+    open_set = args.threshold is not None or bool(model.enrolled)
+    limit = model.resolve_threshold(args.threshold) if args.threshold is not None else -math.inf
+    answer = _open_set_answer(model) if open_set else _closed_set_answer(model)
+    records, failed = [], 0
+    for path, result in zip(files, _per_file(answer, files)):
+        if isinstance(result, str):
+            failed += 1
+            print(f"pyface: error: {result}", file=sys.stderr)
+            continue
+        best, score = result
+        records.append({"image": str(path), "person": best if score >= limit else None,
+                        "best_match": best, "confidence": score})
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        width = max((len(r["image"]) for r in records), default=0)
+        for r in records:
+            who = r["person"] if r["person"] is not None else f"unknown (closest: {r['best_match']})"
+            score = f"similarity {r['confidence']:.3f}" if open_set else percent(r["confidence"])
+            say(f"{r['image']:<{width}}  {who}  {score}")
+    if failed:
+        print(f"pyface: error: {failed} of {count(len(files), 'image')} could not be read", file=sys.stderr)
+        return 1
+    return 0
