@@ -30,7 +30,9 @@ py::array checked(py::handle obj, const char* name, py::ssize_t ndim, const char
         throw py::type_error(std::string(name) + " must be a numpy.ndarray of float32 with shape " +
                              expected + ", got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<float>()))
+    // Equivalent, not the same object: an array that went through pickle (a Dask worker's,
+    // say) carries its own float32 descriptor.
+    if (!py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), py::dtype::of<float>().ptr()))
         throw py::type_error(std::string(name) + " must have dtype float32, got " +
                              std::string(py::str(a.dtype())) + " (use .astype(np.float32))");
     if (a.ndim() != ndim)

@@ -1,17 +1,17 @@
 """The ``pyface`` command: every subcommand, its output, and its errors as one line without a traceback."""
 
 import contextlib
+import importlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
 import cv2
 import numpy as np
 import pytest
-
-import importlib
 
 import pyface
 from pyface import cli
@@ -104,10 +104,19 @@ def test_train_with_face_detection_keeps_it_for_prediction(faces_dir, tmp_path, 
     out = tmp_path / "detect.pyface"
     status, printed, err = run(capsys, "train", faces_dir, "--out", out, "--detect-faces", *TINY)
     assert status == 0, err
-    found, whole = (int(n) for n in
-                    printed.split("Face detection: a face found in ")[1].split(" used whole")[0].split(" images; "))
+    found, whole = map(int, re.search(r"a face found in (\d+) images?; (\d+) without one used whole", printed).groups())
     assert found + whole == 24
-    assert load_model(out).preprocessor.detect_faces
+    assert load_model(out).preprocessor.detect_faces is True
+
+
+def test_train_finds_faces_in_photos_by_default(faces_dir, tmp_path, capsys):
+    out = tmp_path / "auto.pyface"
+    status, printed, err = run(capsys, "train", faces_dir, "--out", out, *TINY)
+    assert status == 0, err
+    assert load_model(out).preprocessor.detect_faces == "auto"
+    status, printed, err = run(capsys, "train", faces_dir, "--out", out, "--faces", "whole", *TINY)
+    assert status == 0, err
+    assert load_model(out).preprocessor.detect_faces is False and "Face detection" not in printed
 
 
 class _Terminal(io.StringIO):

@@ -366,3 +366,23 @@ def test_concurrent_calls_from_python_threads_match_serial_calls():
     for one, two in zip(serial, parallel):
         for a, b in zip(one, two):
             np.testing.assert_array_equal(a, b)
+
+
+def test_an_equal_float32_descriptor_that_is_another_object_is_accepted():
+    # A pickled array comes back with its own float32 descriptor object (a Dask worker's
+    # arrays do): equal to float32, not the same object, and accepted.
+    import pickle
+
+    layer = make_layer(np.random.default_rng(0), 2, 3, 4, 5)
+    args = [layer[k] for k in ("x", "w_ih", "w_hh", "bias")]
+    y = pyface.lstm_forward(*args)[0]
+    other = np.dtype(np.float32).newbyteorder("=")
+    assert other == np.float32 and other is not np.dtype(np.float32)
+    for again in ([pickle.loads(pickle.dumps(a)) for a in args], [a.view(other) for a in args]):
+        np.testing.assert_array_equal(pyface.lstm_forward(*again)[0], y)
+
+
+def test_big_endian_float32_is_refused():
+    layer = make_layer(np.random.default_rng(0), 2, 3, 4, 5)
+    with pytest.raises(TypeError, match="x must have dtype float32"):
+        pyface.lstm_forward(layer["x"].astype(">f4"), layer["w_ih"], layer["w_hh"], layer["bias"])

@@ -53,6 +53,9 @@ class LSTMFaceClassifier:
         validation_fraction=_D["validation_fraction"],
         patience=_D["patience"],
         blended_people=_D["blended_people"],
+        open_set=_D["open_set"],
+        target_far=_D["target_far"],
+        calibration_people=_D["calibration_people"],
         random_state=0,
         quiet=True,
     ):
@@ -78,6 +81,9 @@ class LSTMFaceClassifier:
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.blended_people = blended_people
+        self.open_set = open_set
+        self.target_far = target_far
+        self.calibration_people = calibration_people
         self.random_state = random_state
         self.quiet = quiet
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import distributed
 from .common import count, image_files, load_model, per_file, percent, say
 from .options import threshold_option
 
@@ -28,6 +29,7 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                    help="open-set rule: name the most similar trained or enrolled person, or 'unknown' when "
                    "the cosine similarity is below this (0..1, or 'auto' for the model's own threshold)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    distributed.add_predict_options(p)
 
 
 def _closed_set_answer(model) -> Callable[[list[str]], list]:
@@ -49,6 +51,8 @@ def _open_set_answer(model) -> Callable[[list[str]], list]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scheduler is not None or args.out is not None:
+        return distributed.run_predict(args)
     model = load_model(args.model)
     files = image_files(args.images)
     # The classifier answers as it always did unless the open-set rule is asked for or needed.

@@ -43,7 +43,16 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the split and the training (default 0)")
     p.add_argument("--size", type=int_at_least(8), default=64, help="side of the square images the network reads "
                    "(default 64)")
-    p.add_argument("--detect-faces", action="store_true", help="crop every image to the largest face OpenCV finds")
+    p.add_argument("--faces", choices=tuple(_FACES), default="auto",
+                   help="auto (default): crop photos to their largest face and leave face crops whole; "
+                   "crop: crop every image to its largest face; whole: never look for faces")
+    p.add_argument("--detect-faces", dest="faces", action="store_const", const="crop",
+                   help="the same as --faces crop")
+    p.add_argument("--open-set", action="store_true",
+                   help="train for people never seen in training (the open-set recipe; a fifth of the people "
+                   "are kept out to set the thresholds on)")
+    p.add_argument("--target-far", type=fraction(True, False), default=None,
+                   help=f"share of strangers the default thresholds let in (default {trained['target_far']})")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is no terminal)")
     p.add_argument("--checkpoint", metavar="PATH", help="save everything needed to resume training to PATH "
                    "every --checkpoint-every epochs (default: only on Ctrl-C, to --out's name + .ckpt)")
@@ -53,20 +62,24 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                    "give the same folder and options as the interrupted command")
 
 
+# --faces: the Preprocessor's detect_faces for each choice.
+_FACES = {"auto": "auto", "crop": True, "whole": False}
+
+
 def _faces(args: argparse.Namespace, folder: Path):
     """The training and held-out images of ``folder``, with what was loaded said."""
     from ..data.preprocess import Preprocessor
 
     try:
-        preprocessor = Preprocessor(size=args.size, detect_faces=args.detect_faces)
+        preprocessor = Preprocessor(size=args.size, detect_faces=_FACES[args.faces])
     except RuntimeError as exc:  # no face detector in this OpenCV
         raise UserError(str(exc)) from exc
     dataset = load_faces(folder, preprocessor)
     say(f"Loaded {count(len(dataset), 'image')} of {count(len(dataset.names), 'person', 'people')} from {folder} "
         f"({args.size}x{args.size} pixels)")
-    if args.detect_faces:
-        say(f"Face detection: a face found in {preprocessor.n_faces_found_} images; "
-            f"{preprocessor.n_faces_missed_} used whole")
+    if preprocessor.detect_faces:
+        say(f"Face detection: a face found in {count(preprocessor.n_faces_found_, 'image')}; "
+            f"{preprocessor.n_faces_missed_} without one used whole")
     if len(dataset.names) < 2:
         raise UserError(f"found only one person ({dataset.names[0]}) under {folder}: a recognizer needs at least two")
     if args.test_size > 0:
@@ -89,6 +102,10 @@ def _options(args: argparse.Namespace) -> dict:
     options = {name: value for name, value in options.items() if value is not None}
     if args.no_augment:
         options["augment"] = None
+    if args.open_set:
+        options["open_set"] = True
+    if args.target_far is not None:
+        options["target_far"] = args.target_far
     return options
 
 

@@ -12,7 +12,7 @@ from .images import decode_image, natural_key
 from .preprocess import Preprocessor
 from .split import stratified_split
 
-__all__ = ["FaceDataset", "load_images", "from_arrays"]
+__all__ = ["FaceDataset", "load_images", "from_arrays", "select_people"]
 
 
 class FaceDataset:
@@ -261,3 +261,20 @@ def from_arrays(
     if names is None:
         names = [str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)]
     return FaceDataset(preprocessor.transform(images), labels, names, [""] * len(labels), preprocessor)
+
+
+def select_people(dataset: FaceDataset, names) -> FaceDataset:
+    """The images of the people ``names`` only, with ``names`` (in that order) as the data set's names.
+
+    Training on it makes a model of exactly these people, unlike indexing, which keeps
+    every name of the original data set.
+    """
+    names = [str(n) for n in names]
+    missing = sorted(set(names) - set(dataset.names))
+    if missing:
+        raise ValueError(f"the data set has nobody called {missing}")
+    index = {name: k for k, name in enumerate(names)}
+    keep = np.array([dataset.names[k] in index for k in dataset.labels], dtype=bool)
+    subset = dataset[keep]
+    labels = np.array([index[subset.names[k]] for k in subset.labels], dtype=np.int64)
+    return FaceDataset(subset.images, labels, names, subset.paths, subset.preprocessor)

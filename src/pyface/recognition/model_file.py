@@ -36,7 +36,8 @@ _ENROLLED = "open_set.enrolled"
 
 def write_model(path, *, network: Network, names: list[str], preprocessor: Preprocessor, training: dict,
                 history: dict, templates: np.ndarray | None, template_labels: np.ndarray | None,
-                threshold: float | None, verify_threshold: float | None, enrolled: dict[str, np.ndarray]) -> None:
+                threshold: float | None, verify_threshold: float | None, enrolled: dict[str, np.ndarray],
+                calibration: dict | None = None) -> None:
     """Write the parts of a recognizer to ``path`` atomically (the old file or the complete new one).
 
     Weights holding NaN or infinity are refused with ``ValueError``: such a model would
@@ -54,7 +55,8 @@ def write_model(path, *, network: Network, names: list[str], preprocessor: Prepr
         "training": training,
         "history": history,
         "open_set": {"threshold": threshold, "verify_threshold": verify_threshold,
-                     "enrolled": [{"name": n, "templates": len(t)} for n, t in enrolled.items()]},
+                     "enrolled": [{"name": n, "templates": len(t)} for n, t in enrolled.items()],
+                     "calibration": calibration},
     }
     arrays = {METADATA: np.array(json.dumps(metadata))}
     arrays.update({_PARAM + name: value for name, value in network.params.items()})
@@ -98,7 +100,11 @@ def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
         if value is not None and not (isinstance(value, (int, float)) and -1 <= value <= 1):
             raise ValueError(f"{key} must be a cosine similarity in [-1, 1], got {value!r}")
     ends = np.cumsum(counts)
+    calibration = info.get("calibration")
+    if calibration is not None and not isinstance(calibration, dict):
+        raise ValueError("the thresholds' calibration must be a JSON object")
     return {"templates": templates, "template_labels": labels, "threshold": info["threshold"],
+            "calibration": calibration,
             "verify_threshold": info["verify_threshold"],
             "enrolled": {p["name"]: enrolled[end - c : end] for p, c, end in zip(people, counts, ends)}}
 

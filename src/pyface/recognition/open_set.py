@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.dataset import FaceDataset
+from ..data.dataset import FaceDataset, select_people
 from .recognizer import UNKNOWN, FaceRecognizer
 
 
@@ -81,6 +81,30 @@ def pair_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
     return np.concatenate(genuine), np.concatenate(impostor)
 
 
+def threshold_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> tuple[float, float, float]:
+    """(threshold, false acceptance rate, false rejection rate) of the lowest threshold whose FAR is at most ``far``.
+
+    The lowest such threshold rejects the fewest genuine scores. ``far`` is a fraction in [0, 1).
+    """
+    if not 0.0 <= far < 1.0:
+        raise ValueError(f"far must be a fraction in [0, 1), got {far!r}")
+    fpr, tpr, thresholds = roc_curve(genuine, impostor)
+    i = int(np.flatnonzero(fpr <= far)[-1])  # fpr rises along the curve and starts at 0
+    # A cosine never exceeds 1: "nothing accepted" is stored as 1 rather than infinity.
+    return float(min(thresholds[i], 1.0)), float(fpr[i]), float(1.0 - tpr[i])
+
+
+def curve_points(genuine: np.ndarray, impostor: np.ndarray, points: int = 200) -> dict[str, list[float]]:
+    """At most ``points`` points of the ROC curve, as lists: ``threshold``, ``far``, ``frr``.
+
+    Small enough to keep in a model file; the first point accepts nothing.
+    """
+    fpr, tpr, thresholds = roc_curve(genuine, impostor)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
+    return {"threshold": [float(min(t, 1.0)) for t in thresholds[keep]], "far": [float(f) for f in fpr[keep]],
+            "frr": [float(1.0 - t) for t in tpr[keep]]}
+
+
 def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float | None:
     """The EER threshold of ``genuine`` and ``impostor`` scores; None unless both are given."""
     if not len(genuine) or not len(impostor):
@@ -104,23 +128,6 @@ def identification_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[n
         impostor.append(np.where(same, -np.inf, scores).max(axis=1))
     genuine, impostor = np.concatenate(genuine), np.concatenate(impostor)
     return genuine[np.isfinite(genuine)], impostor[np.isfinite(impostor)]
-
-
-def select_people(dataset: FaceDataset, names) -> FaceDataset:
-    """The images of the people ``names`` only, with ``names`` (in that order) as the data set's names.
-
-    Training on it makes a model of exactly these people, unlike indexing, which keeps
-    every name of the original data set.
-    """
-    names = [str(n) for n in names]
-    missing = sorted(set(names) - set(dataset.names))
-    if missing:
-        raise ValueError(f"the data set has nobody called {missing}")
-    index = {name: k for k, name in enumerate(names)}
-    keep = np.array([dataset.names[k] in index for k in dataset.labels], dtype=bool)
-    subset = dataset[keep]
-    labels = np.array([index[subset.names[k]] for k in subset.labels], dtype=np.int64)
-    return FaceDataset(subset.images, labels, names, subset.paths, subset.preprocessor)
 
 
 def evaluate_open_set(model: FaceRecognizer, known: FaceDataset, unknown: FaceDataset, *,
@@ -164,5 +171,4 @@ def evaluate_open_set(model: FaceRecognizer, known: FaceDataset, unknown: FaceDa
 
 
 __all__ = ["UNKNOWN", "roc_curve", "equal_error_rate", "tar_at_far", "pair_scores", "identification_scores",
-           "eer_threshold",
-           "select_people", "evaluate_open_set"]
+           "eer_threshold", "threshold_at_far", "curve_points", "select_people", "evaluate_open_set"]

@@ -74,7 +74,8 @@ class FaceRecognizer:
     def __init__(self, network: Network, names, preprocessor, *, training: dict | None = None,
                  history: dict | None = None, templates: np.ndarray | None = None,
                  template_labels: np.ndarray | None = None, threshold: float | None = None,
-                 verify_threshold: float | None = None, enrolled: dict | None = None):
+                 verify_threshold: float | None = None, enrolled: dict | None = None,
+                 calibration: dict | None = None):
         names = [str(n) for n in names]
         if len(names) != network.arch.n_classes:
             raise ValueError(f"{len(names)} names for a network of {network.arch.n_classes} classes")
@@ -104,6 +105,9 @@ class FaceRecognizer:
         # two faces are the same person; None when the model has no default (older files).
         self.threshold = None if threshold is None else float(threshold)
         self.verify_threshold = None if verify_threshold is None else float(verify_threshold)
+        # Where the default thresholds were measured, their error rates there and the curves
+        # they were chosen from (see pyface.recognition.references); None for older files.
+        self.calibration = None if calibration is None else dict(calibration)
         self._enrolled: dict[str, np.ndarray] = {}
         for name, vectors in (enrolled or {}).items():
             self._add_identity(name, np.asarray(vectors, dtype=np.float32))
@@ -117,6 +121,14 @@ class FaceRecognizer:
         enrolled = f", {len(self._enrolled)} enrolled" if self._enrolled else ""
         return (f"FaceRecognizer({len(self.names)} trained people{enrolled}, {a.num_layers}x{a.hidden_size} "
                 f"{'bidirectional ' if a.bidirectional else ''}LSTM over {'+'.join(a.views)})")
+
+    def preprocess(self, inputs) -> np.ndarray:
+        """The images (N, S, S) float32 the network reads, as every other method prepares them.
+
+        ``inputs`` as for :meth:`predict_proba`. A FaceDataset of these images with
+        this recognizer's preprocessor is answered without preprocessing them again.
+        """
+        return self._images(inputs)
 
     def _images(self, inputs) -> np.ndarray:
         """Preprocessed images (N, S, S) from a dataset, paths or raw images."""
@@ -386,7 +398,8 @@ class FaceRecognizer:
         write_model(path, network=self.network, names=self.names, preprocessor=self.preprocessor,
                     training=self.training, history=self.history, templates=self.templates,
                     template_labels=self.template_labels, threshold=self.threshold,
-                    verify_threshold=self.verify_threshold, enrolled=self._enrolled)
+                    verify_threshold=self.verify_threshold, enrolled=self._enrolled,
+                    calibration=self.calibration)
 
 
 def load_model(path) -> FaceRecognizer:

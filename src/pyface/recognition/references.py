@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.network import Network
-from .open_set import eer_threshold, identification_scores, pair_scores
+from .open_set import curve_points, identification_scores, pair_scores, threshold_at_far
 from .recognizer import embed_images
 
-__all__ = ["open_set_reference"]
+__all__ = ["open_set_reference", "DEFAULT_FAR"]
 
 # Faces the default thresholds are measured on, at most (2 million pairs for verification).
 THRESHOLD_FACES = 2000
+# The share of strangers the default thresholds let in, on the faces they are measured on.
+DEFAULT_FAR = 0.01
 
 
 def _finite_rows(embedded: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -19,28 +21,53 @@ def _finite_rows(embedded: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     return embedded[finite], labels[finite]
 
 
+def _people(labels: np.ndarray) -> int:
+    """People with at least two faces: what leave-one-out scores need."""
+    _, counts = np.unique(labels, return_counts=True)
+    return int((counts >= 2).sum())
+
+
 def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
-                       validation: tuple[np.ndarray, np.ndarray]) -> dict:
+                       validation: tuple[np.ndarray, np.ndarray], *,
+                       calibration: tuple[np.ndarray, np.ndarray] | None = None,
+                       target_far: float = DEFAULT_FAR) -> dict:
     """The trained people's templates and the default cosine thresholds, as ``FaceRecognizer`` keywords.
 
-    ``train`` and ``validation`` are (preprocessed images, labels). The templates are the
-    unit embeddings of the training images, with their labels. Faces whose embedding is
-    not finite (weights on the way to diverging) are left out. Both thresholds are
-    equal-error-rate thresholds, measured on the validation images when they show at
-    least two people, else on the training images (a fixed sample of ``THRESHOLD_FACES``
-    of them when there are more): ``threshold`` of the open-set rule with each image left
-    out of the gallery in turn (:func:`~pyface.recognition.open_set.identification_scores`),
-    ``verify_threshold`` of all pairs of images.
+    ``train``, ``validation`` and ``calibration`` are (preprocessed images, labels). The
+    templates are the unit embeddings of the training images, with their labels; faces
+    whose embedding is not finite (weights on the way to diverging) are left out.
+
+    Both thresholds let in a share ``target_far`` of strangers on the faces they are
+    measured on: ``calibration``, people kept out of training, when given (what strangers
+    at a door are); else the validation images when they show two people, else the
+    training images, which the network has learnt to tell apart and so make a lower,
+    more lenient threshold. ``threshold`` is that of the open-set rule, each face left out
+    of the gallery in turn (:func:`~pyface.recognition.open_set.identification_scores`),
+    ``verify_threshold`` that of all pairs of faces. ``calibration`` (the key) records
+    where they were measured, their false acceptance and rejection rates there, and the
+    curve they were chosen from. At most ``THRESHOLD_FACES`` faces, a fixed sample, are used.
     """
     (x_train, y_train), (x_val, y_val) = train, validation
     embedded, labels = _finite_rows(embed_images(network, x_train), y_train)
     reference = {"templates": embedded, "template_labels": labels} if len(labels) else {}
-    if len(np.unique(y_val)) > 1:
+    source = "training images"
+    if calibration is not None and _people(calibration[1]) >= 2:
+        embedded, labels = _finite_rows(embed_images(network, calibration[0]), calibration[1])
+        source = "people kept out of training"
+    elif _people(y_val) >= 2:
         embedded, labels = _finite_rows(embed_images(network, x_val), y_val)
+        source = "validation images"
     if len(labels) > THRESHOLD_FACES:
         # All pairs of N faces are N^2/2 scores: a fixed sample bounds the memory and time.
         keep = np.sort(np.random.default_rng(0).choice(len(labels), THRESHOLD_FACES, replace=False))
         embedded, labels = embedded[keep], labels[keep]
-    return {**reference,
-            "threshold": eer_threshold(*identification_scores(embedded, labels)),
-            "verify_threshold": eer_threshold(*pair_scores(embedded, labels))}
+    identify, verify = identification_scores(embedded, labels), pair_scores(embedded, labels)
+    if not all(len(scores) for scores in (*identify, *verify)):
+        return {**reference, "threshold": None, "verify_threshold": None}
+    threshold, far, frr = threshold_at_far(*identify, target_far)
+    verify_threshold, verify_far, verify_frr = threshold_at_far(*verify, target_far)
+    return {**reference, "threshold": threshold, "verify_threshold": verify_threshold,
+            "calibration": {"source": source, "faces": int(len(labels)), "people": int(len(np.unique(labels))),
+                            "target_far": float(target_far),
+                            "identify": {"far": far, "frr": frr, "curve": curve_points(*identify)},
+                            "verify": {"far": verify_far, "frr": verify_frr, "curve": curve_points(*verify)}}}

@@ -2,7 +2,7 @@
 
 from .api import train
 from .errors import TrainingDivergedError, TrainingInterrupted
-from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings
+from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, OPEN_SET_RECIPE, TRAINING_OPTIONS, TrainingSettings
 
 __all__ = ["train", "TrainingDivergedError", "TrainingInterrupted", "TrainingSettings",
-           "ARCHITECTURE_OPTIONS", "TRAINING_OPTIONS", "DEFAULTS"]
+           "ARCHITECTURE_OPTIONS", "TRAINING_OPTIONS", "DEFAULTS", "OPEN_SET_RECIPE"]

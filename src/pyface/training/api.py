@@ -8,7 +8,7 @@ from ..recognition.recognizer import FaceRecognizer
 from .augment import Augmentation
 from .data import as_dataset
 from .loop import fit
-from .settings import ARCHITECTURE_OPTIONS, TRAINING_OPTIONS, augmentation
+from .settings import ARCHITECTURE_OPTIONS, TRAINING_OPTIONS, augmentation, with_open_set_recipe
 
 __all__ = ["train"]
 
@@ -25,6 +25,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
           label_smoothing: float = 0.1, class_weight: str | None = "balanced",
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
+          open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
           seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
           resume=None, kernel=None) -> FaceRecognizer:
     """Train a face recognizer.
@@ -58,6 +59,17 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         pixel blend of a different pair of training people, are trained on beside the
         real ones and left out of the model; they teach finer differences between faces.
 
+    Open set
+        ``open_set=True`` trains a model for people it has never seen: every option left
+        at its default takes the open-set recipe's value (``pyface.training.OPEN_SET_RECIPE``:
+        cosine head, wider augmentation, 200 epochs, 100 blended people), and a share
+        ``calibration_people`` in (0, 1) of the people (at least two) is kept out of
+        training to measure the default thresholds on, as strangers are. Both default
+        thresholds let in a share ``target_far`` in [0, 1) of strangers where they were
+        measured (``model.calibration`` says where, with the error rates and curves). A
+        recipe option passed at its default value still takes the recipe's; for another
+        mix, pass the options with ``open_set=False``.
+
     Runs
         The same ``seed`` with the same data, options and kernel thread count gives the
         same model (None: fresh entropy). The progress bar shows on a terminal (``quiet=None``),
@@ -76,6 +88,8 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
     options = {name: given[name] for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
     options["augment"] = augmentation(augment)
     options["views"] = tuple(views)
+    if open_set:
+        options = with_open_set_recipe(options)
     dataset = as_dataset(data, labels, names, preprocessor)
     return fit(dataset, options, validation_data=validation_data, seed=seed, quiet=quiet, kernel=kernel,
                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.dataset import FaceDataset, from_arrays
+from ..data.dataset import FaceDataset, from_arrays, select_people
 from ..data.split import stratified_split
 from .blend import blend_people
 from .settings import TrainingSettings
@@ -25,6 +25,25 @@ def as_dataset(data, labels, names, preprocessor) -> FaceDataset:
         names = [str(n) for n in np.unique(labels)]
         labels = np.searchsorted(np.unique(labels), labels)
     return from_arrays(data, labels, names=names, preprocessor=preprocessor)
+
+
+def calibration_people(dataset: FaceDataset, fraction: float,
+                       rng: np.random.Generator) -> tuple[FaceDataset, FaceDataset]:
+    """(people to train on, people kept out to measure thresholds on), each a FaceDataset of its people.
+
+    ``fraction`` of the people with at least two images (at least two people) are kept
+    out; at least two people must remain to train on.
+    """
+    present, counts = np.unique(dataset.labels, return_counts=True)
+    eligible = [dataset.names[k] for k in present[counts >= 2]]
+    n_out = max(2, int(np.floor(fraction * len(present) + 0.5)))
+    if len(eligible) < n_out or len(present) - n_out < 2:
+        raise ValueError(f"open_set=True keeps {n_out} people with two or more images out of training to set "
+                         f"its thresholds, and needs two more to train on; the data has {len(present)} people, "
+                         f"{len(eligible)} of them with two or more images")
+    kept_out = set(rng.choice(eligible, size=n_out, replace=False).tolist())
+    trained = [dataset.names[k] for k in present if dataset.names[k] not in kept_out]
+    return select_people(dataset, trained), select_people(dataset, sorted(kept_out, key=dataset.names.index))
 
 
 @dataclass(frozen=True)

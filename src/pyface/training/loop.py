@@ -15,7 +15,7 @@ from ..nn.optim import Adam
 from ..recognition.recognizer import FaceRecognizer
 from ..recognition.references import open_set_reference
 from .checkpoint import TrainingState, data_fingerprint, load_checkpoint, save_checkpoint
-from .data import RunData, run_data
+from .data import RunData, calibration_people, run_data
 from .epoch import Schedule, evaluate_loss, train_epoch
 from .errors import TrainingDivergedError, TrainingInterrupted
 from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings
@@ -80,9 +80,11 @@ class _Run:
     """A run in progress: the network, optimizer and generators, and what the epochs recorded."""
 
     def __init__(self, dataset: FaceDataset, setup: _Setup, data: RunData, network: Network,
-                 rngs: dict, gradients: GradientFunction):
+                 rngs: dict, gradients: GradientFunction, calibration: FaceDataset | None):
         self.dataset, self.setup, self.data, self.network, self.rngs = dataset, setup, data, network, rngs
         self.gradients = gradients
+        self.calibration = None if calibration is None else (np.asarray(calibration.images, np.float32),
+                                                             calibration.labels)
         settings = setup.settings
         self.weights = class_weights(data.fit[1], setup.arch.n_classes) if settings.class_weight == "balanced" else None
         self.optimizer = Adam(network.params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -128,7 +130,9 @@ class _Run:
         return FaceRecognizer(final, self.dataset.names, self.dataset.preprocessor,
                               training={"seed": self.setup.seed, **self.setup.settings.to_dict()},
                               history={**history, "best_epoch": best_epoch},
-                              **open_set_reference(final, self.data.train, self.data.validation))
+                              **open_set_reference(final, self.data.train, self.data.validation,
+                                                   calibration=self.calibration,
+                                                   target_far=self.setup.settings.target_far))
 
     def last_good_model(self) -> FaceRecognizer:
         good = self.good
@@ -192,11 +196,16 @@ def fit(dataset: FaceDataset, options: dict, *, gradients: GradientFunction = ba
     present = np.unique(dataset.labels)
     if len(present) < 2:
         raise ValueError(f"training needs images of at least two people, got only {dataset.names[present[0]]!r}")
+    calibration = None
+    if options["open_set"]:
+        # Drawn from the seed alone, so that a resumed run keeps out the same people.
+        dataset, calibration = calibration_people(dataset, options["calibration_people"],
+                                                  run_generators(np.random.SeedSequence(seed).entropy)["calibrate"])
     setup = _setup(dataset, options, validation_data, seed, resume)
     rngs = run_generators(setup.entropy)
     network = Network(setup.arch, init_parameters(setup.arch, rngs["init"]), kernel=kernel)
     data = run_data(dataset, validation_data, setup.settings, rngs)
-    run = _Run(dataset, setup, data, network, rngs, gradients)
+    run = _Run(dataset, setup, data, network, rngs, gradients, calibration)
     _epochs(run, quiet=quiet, checkpoint=None if checkpoint is None else os.fspath(checkpoint),
             checkpoint_every=checkpoint_every)
     return run.final_model()

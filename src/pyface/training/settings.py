@@ -29,6 +29,9 @@ class TrainingSettings:
     validation_fraction: float = 0.0
     patience: int = 20
     blended_people: int = 0
+    open_set: bool = False
+    target_far: float = 0.01
+    calibration_people: float = 0.2
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -48,6 +51,12 @@ class TrainingSettings:
         if isinstance(self.blended_people, bool) or not isinstance(self.blended_people, (int, np.integer)) \
                 or self.blended_people < 0:
             raise ValueError(f"blended_people must be a non-negative integer, got {self.blended_people!r}")
+        if not isinstance(self.open_set, (bool, np.bool_)):
+            raise ValueError(f"open_set must be True or False, got {self.open_set!r}")
+        if not 0.0 <= self.target_far < 1.0:
+            raise ValueError(f"target_far must be a fraction in [0, 1), got {self.target_far}")
+        if not 0.0 < self.calibration_people < 1.0:
+            raise ValueError(f"calibration_people must be a fraction in (0, 1), got {self.calibration_people}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -69,6 +78,19 @@ ARCHITECTURE_OPTIONS = tuple(f.name for f in fields(Architecture) if f.name not 
 TRAINING_OPTIONS = tuple(f.name for f in fields(TrainingSettings))
 DEFAULTS = {f.name: f.default for cls in (Architecture, TrainingSettings) for f in fields(cls)
             if f.name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
+
+
+# What open_set=True changes from the defaults (chosen on ORL, docs/experiments.md "Open set"):
+# the cosine head, a larger scale and no label smoothing, wider shifts, turns and zooms, twice
+# the epochs, and 100 made-up blended people, which teach finer differences between faces.
+OPEN_SET_RECIPE = {"head": "cosine", "cosine_scale": 64.0, "label_smoothing": 0.0, "epochs": 200,
+                   "augment": Augmentation(shift=0.1, rotation=10.0, scale=0.1), "blended_people": 100}
+
+
+def with_open_set_recipe(options: dict) -> dict:
+    """``options`` with the open-set recipe in place of every option left at its default."""
+    return {name: OPEN_SET_RECIPE[name] if name in OPEN_SET_RECIPE and value == DEFAULTS[name] else value
+            for name, value in options.items()}
 
 
 def augmentation(value) -> Augmentation | None:

@@ -10,7 +10,7 @@ from ..nn.network import Network
 from ..nn.optim import Adam
 from .checkpoint import TrainingState
 
-RNG_NAMES = ("init", "split", "batch", "augment", "dropout", "blend")
+RNG_NAMES = ("init", "split", "batch", "augment", "dropout", "blend", "calibrate")
 # Generators still drawn from after the first epoch begins, so part of a checkpoint.
 EPOCH_RNGS = ("batch", "augment", "dropout")
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")

@@ -1,0 +1,115 @@
+"""What each Dask worker keeps: the models it was sent, loaded once, and its share of the cores.
+
+A model travels to the workers as the bytes of its model file, scattered once to every
+worker (``client.scatter(..., broadcast=True)``), and each worker process turns them into
+a recognizer the first time a task needs it. The bytes, not a path: the workers need not
+see the driver's files, a model that exists only in memory travels the same way, and the
+scheduler hands the bytes to a replacement worker from a surviving one. The cache is keyed
+by the bytes' SHA-256, so a model changed on disk is a new model, never a stale one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ..kernel.runtime import set_num_threads
+from ..recognition.recognizer import FaceRecognizer, load_model
+
+# Models a worker keeps loaded at once; a long-lived worker serving many jobs stays bounded.
+_KEPT_MODELS = 4
+
+_models: OrderedDict[str, FaceRecognizer] = OrderedDict()
+_models_lock = threading.Lock()
+# The kernel's thread count is one setting per process: tasks running side by side in one
+# worker take turns at the network, each with all the worker's cores, rather than
+# oversubscribing them. Reading and decoding images still overlap.
+_network_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model on its way to the workers: the future of its file's bytes, their digest, its embedding size."""
+
+    data: object  # a dask Future of the bytes
+    digest: str
+    feature_size: int
+
+
+def model_file_bytes(model) -> tuple[bytes, FaceRecognizer]:
+    """The bytes of ``model``'s file (a FaceRecognizer or a model file path) and the recognizer.
+
+    A path is loaded here too, so that a bad file is a clear ModelFileError on the driver
+    before any task runs.
+    """
+    if isinstance(model, FaceRecognizer):
+        with tempfile.TemporaryDirectory(prefix="pyface-") as folder:
+            path = os.path.join(folder, "model.pyface")
+            model.save(path)
+            with open(path, "rb") as f:
+                return f.read(), model
+    recognizer = load_model(model)
+    with open(model, "rb") as f:
+        return f.read(), recognizer
+
+
+def ship_model(client, model) -> ShippedModel:
+    """Send ``model`` (a FaceRecognizer or a model file path) to every worker of ``client`` once."""
+    data, recognizer = model_file_bytes(model)
+    future = client.scatter(data, broadcast=True, hash=True)
+    return ShippedModel(data=future, digest=_digest(data), feature_size=recognizer.network.arch.feature_size)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def model_digest(model) -> str:
+    """The key under which workers keep ``model`` (a FaceRecognizer or a model file path)."""
+    return _digest(model_file_bytes(model)[0])
+
+
+def loaded_models() -> list[str]:
+    """The keys of the models this worker process holds, least recently used first."""
+    with _models_lock:
+        return list(_models)
+
+
+def worker_model(data: bytes, digest: str) -> FaceRecognizer:
+    """The recognizer of the model file ``data``, loaded once per worker process."""
+    with _models_lock:
+        model = _models.get(digest)
+        if model is None:
+            with tempfile.TemporaryDirectory(prefix="pyface-") as folder:
+                path = os.path.join(folder, "model.pyface")
+                with open(path, "wb") as f:
+                    f.write(data)
+                model = load_model(path)
+            _models[digest] = model
+            while len(_models) > _KEPT_MODELS:
+                _models.popitem(last=False)
+        _models.move_to_end(digest)
+        return model
+
+
+def worker_threads() -> int:
+    """The cores this Dask worker was given (its ``nthreads``); 1 outside a worker."""
+    from distributed import get_worker
+
+    try:
+        return int(get_worker().state.nthreads)
+    except ValueError:  # not running inside a worker
+        return 1
+
+
+@contextlib.contextmanager
+def network_turn():
+    """Run the network on this worker's share of the cores, one task at a time per process."""
+    with _network_lock:
+        set_num_threads(worker_threads())
+        yield

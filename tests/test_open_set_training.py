@@ -1,0 +1,69 @@
+"""open_set=True: the recipe, people kept out of training, thresholds at a target false-acceptance rate."""
+
+import numpy as np
+import pytest
+
+import pyface
+from pyface.recognition.open_set import identification_scores, pair_scores, threshold_at_far
+from pyface.training import DEFAULTS, OPEN_SET_RECIPE
+from pyface.training.settings import with_open_set_recipe
+
+
+def test_threshold_at_far_by_hand():
+    genuine = np.array([0.9, 0.8, 0.7, 0.4])
+    impostor = np.array([0.75, 0.5, 0.3, 0.2, 0.1])
+    # At most 1 of 5 impostors (20 %): 0.75 is let in, 0.5 would make it 2.
+    assert threshold_at_far(genuine, impostor, 0.2) == pytest.approx((0.7, 0.2, 0.25))
+    # None at all: the lowest threshold above 0.75 is the next score, 0.8.
+    assert threshold_at_far(genuine, impostor, 0.0) == pytest.approx((0.8, 0.0, 0.5))
+    with pytest.raises(ValueError, match="far"):
+        threshold_at_far(genuine, impostor, 1.0)
+
+
+def test_the_recipe_fills_only_the_options_left_at_their_default():
+    options = dict(DEFAULTS, epochs=7)
+    recipe = with_open_set_recipe(options)
+    assert recipe["epochs"] == 7  # given: kept
+    assert recipe["head"] == OPEN_SET_RECIPE["head"] == "cosine" and recipe["blended_people"] == 100
+    assert recipe["hidden_size"] == DEFAULTS["hidden_size"]
+
+
+@pytest.fixture(scope="module")
+def open_model(make_dataset):
+    faces = make_dataset(n_classes=9, per_class=6)
+    model = pyface.train(faces, open_set=True, epochs=8, blended_people=2, hidden_size=8, num_layers=1,
+                         views=("rows",), bidirectional=False, augment=None, batch_size=8, quiet=True,
+                         calibration_people=0.3, target_far=0.05)
+    return faces, model
+
+
+def test_people_are_kept_out_and_thresholds_measured_on_them(open_model):
+    faces, model = open_model
+    kept_out = sorted(set(faces.names) - set(model.names))
+    assert len(kept_out) == 3 and len(model.names) == 6  # 0.3 of 9 people
+    calibration = model.calibration
+    assert calibration["source"] == "people kept out of training" and calibration["people"] == 3
+    assert model.architecture.head == "cosine" and model.training["open_set"] is True
+    strangers = pyface.data.select_people(faces, kept_out)
+    emb = model.embed(strangers)
+    for threshold, scores, key in ((model.threshold, identification_scores(emb, strangers.labels), "identify"),
+                                   (model.verify_threshold, pair_scores(emb, strangers.labels), "verify")):
+        expected, far, frr = threshold_at_far(*scores, 0.05)
+        assert threshold == pytest.approx(expected, abs=1e-5)
+        assert calibration[key]["far"] == pytest.approx(far) and calibration[key]["frr"] == pytest.approx(frr)
+        curve = calibration[key]["curve"]
+        assert len(curve["threshold"]) == len(curve["far"]) == len(curve["frr"]) <= 200
+        assert curve["far"] == sorted(curve["far"])
+
+
+def test_the_calibration_is_kept_in_the_model_file(open_model, tmp_path):
+    _, model = open_model
+    model.save(tmp_path / "open.pyface")
+    loaded = pyface.load_model(tmp_path / "open.pyface")
+    assert loaded.calibration == model.calibration
+    assert (loaded.threshold, loaded.verify_threshold) == (model.threshold, model.verify_threshold)
+
+
+def test_too_few_people_for_open_set_training_is_a_clear_error(make_dataset):
+    with pytest.raises(ValueError, match="open_set=True keeps 2 people"):
+        pyface.train(make_dataset(n_classes=3, per_class=4), open_set=True, epochs=1, quiet=True)
