@@ -53,6 +53,7 @@ class LSTMFaceClassifier:
         validation_fraction=_D["validation_fraction"],
         patience=_D["patience"],
         blended_people=_D["blended_people"],
+        precision=_D["precision"],
         random_state=0,
         quiet=True,
     ):
@@ -78,6 +79,7 @@ class LSTMFaceClassifier:
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.blended_people = blended_people
+        self.precision = precision
         self.random_state = random_state
         self.quiet = quiet
 

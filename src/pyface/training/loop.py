@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.dataset import FaceDataset
+from ..kernel.runtime import check_precision
 from ..nn.network import Architecture, Network, init_parameters
 from ..nn.optim import Adam
 from ..recognition.recognizer import FaceRecognizer
@@ -193,8 +194,11 @@ def fit(dataset: FaceDataset, options: dict, *, gradients: GradientFunction = ba
     if len(present) < 2:
         raise ValueError(f"training needs images of at least two people, got only {dataset.names[present[0]]!r}")
     setup = _setup(dataset, options, validation_data, seed, resume)
+    if kernel is None:  # the native kernel: a precision it cannot run here fails now, not after the data is ready
+        check_precision(setup.settings.precision)
     rngs = run_generators(setup.entropy)
-    network = Network(setup.arch, init_parameters(setup.arch, rngs["init"]), kernel=kernel)
+    network = Network(setup.arch, init_parameters(setup.arch, rngs["init"]), kernel=kernel,
+                      precision=setup.settings.precision)
     data = run_data(dataset, validation_data, setup.settings, rngs)
     run = _Run(dataset, setup, data, network, rngs, gradients)
     _epochs(run, quiet=quiet, checkpoint=None if checkpoint is None else os.fspath(checkpoint),

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ..kernel.reference import PRECISIONS
 from ..nn.network import Architecture
 from .augment import Augmentation
 
@@ -29,6 +30,8 @@ class TrainingSettings:
     validation_fraction: float = 0.0
     patience: int = 20
     blended_people: int = 0
+    # Files written before precision was an option were trained in float32.
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -48,6 +51,8 @@ class TrainingSettings:
         if isinstance(self.blended_people, bool) or not isinstance(self.blended_people, (int, np.integer)) \
                 or self.blended_people < 0:
             raise ValueError(f"blended_people must be a non-negative integer, got {self.blended_people!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
