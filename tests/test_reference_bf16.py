@@ -119,17 +119,18 @@ def test_bfloat16_with_large_inputs_stays_bounded():
 
 
 def test_cell_state_does_not_drift_over_512_steps():
-    # The forget-gate bias of 1 that pyface's networks start from. Each step's rounding errors
-    # are damped by the forget gate, so the error of the cell state should stay at its level of
-    # the first steps; a cell state or recurrence kept in bfloat16 would let it grow.
-    p = _problem(2, 512, 16, 32, seed=3, forget_bias=1.0)
+    # The forget-gate bias of 1 that pyface's networks start from, and small inputs: each step
+    # adds little to a cell state that remembers. Rounding only the products' operands, the
+    # error stays at its level of the first steps, about u/3 (measured: 1.4e-3); a cell state
+    # kept in bfloat16 loses the small updates and sits near u (3.4e-3), above the bound.
+    p = _problem(2, 512, 16, 32, seed=3, forget_bias=1.0, x_scale=0.1)
     _, _, exact = lstm_forward(**p)
     _, _, bf16 = lstm_forward(**_as32(p), precision="bfloat16")
     c64, c16 = exact["c"], bf16["c"]
     per_step = np.linalg.norm(c16 - c64, axis=(0, 2)) / np.linalg.norm(c64, axis=(0, 2))
     early, late = per_step[32:96].max(), per_step[-64:].max()
-    assert late < 2 * U, late
-    assert late < 2 * early, (early, late)
+    assert late < U / 2, late
+    assert late < 1.5 * early, (early, late)
 
 
 def test_weights_are_rounded_before_the_products():
