@@ -10,6 +10,8 @@ from typing import Any, Dict, List
 import cv2
 import numpy as np
 
+from .reference import PRECISIONS  # one list of precisions: the reference's, which defines their math
+
 # The native module reads PYFACE_ISA and PYFACE_BF16 as it loads and knows the names in lower
 # case only; users write AVX2 as often as avx2.
 for _variable in ("PYFACE_ISA", "PYFACE_BF16"):
@@ -40,8 +42,6 @@ except ImportError as exc:
 
 __all__ = ["info", "set_num_threads", "get_num_threads", "set_isa", "get_isa", "supported_isas",
            "PRECISIONS", "check_precision"]
-
-from .reference import PRECISIONS  # noqa: E402  (one list, the reference's)
 
 
 def info() -> Dict[str, Any]:
