@@ -88,8 +88,26 @@ const float* optional_state(py::handle obj, const char* name, const LstmDims& d,
     return static_cast<const float*>(keep.data());
 }
 
+// "float32" or "bfloat16"; bfloat16 only where a bfloat16 path is active, or the error says why not.
+pyface::Precision parse_precision(const std::string& name) {
+    if (name == "float32") return pyface::Precision::float32;
+    if (name != "bfloat16")
+        throw py::value_error("precision must be 'float32' or 'bfloat16', got '" + name + "'");
+    const std::string why = pyface::bf16_unavailable_reason();
+    if (!why.empty()) throw py::value_error(why);
+    return pyface::Precision::bfloat16;
+}
+
+const char* precision_name(pyface::Precision p) {
+    return p == pyface::Precision::bfloat16 ? "bfloat16" : "float32";
+}
+
 py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj, py::handle bias_obj,
-                  py::handle h0_obj, py::handle c0_obj, bool reverse, bool training) {
+                  py::handle h0_obj, py::handle c0_obj, bool reverse, bool training, const std::string& precision_arg) {
+    // Checked first: a machine without the path says so whatever the arrays are. No bfloat16 path
+    // is built yet, so past this line the precision is float32; a verified path's kernels are
+    // chosen here once they exist.
+    const pyface::Precision precision = parse_precision(precision_arg);
     py::array x = checked(x_obj, "x", 3, "(batch, time, input)");
     py::array w_hh = checked(w_hh_obj, "w_hh", 2, "(4*hidden, hidden)");
     if (w_hh.shape(0) != 4 * w_hh.shape(1))
@@ -118,6 +136,7 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj, py
                              h0p, c0p, reverse, y.mutable_data(), h_T.mutable_data(), c_T.mutable_data(),
                              cache.get());
     }
+    if (cache) cache->precision = precision;
     return py::make_tuple(y, h_T, c_T, cache ? py::cast(cache) : py::none());
 }
 
@@ -167,11 +186,23 @@ py::list supported_isas() {
     return out;
 }
 
+py::dict cpu_features() {
+    const pyface::CpuFeatures& f = pyface::cpu_features();
+    py::dict out;
+    for (auto& [name, value] : std::initializer_list<std::pair<const char*, bool>>{
+             {"avx", f.avx}, {"fma", f.fma}, {"avx2", f.avx2}, {"avx512f", f.avx512f},
+             {"avx512_bf16", f.avx512_bf16}, {"amx_tile", f.amx_tile}, {"amx_bf16", f.amx_bf16},
+             {"os_ymm", f.os_ymm}, {"os_zmm", f.os_zmm}, {"os_tile", f.os_tile}})
+        out[name] = value;
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyface's native LSTM kernel. Use the wrappers in the pyface package.";
     pyface::active_kernels();  // an invalid PYFACE_ISA fails the import, not a later call
+    pyface::active_bf16_path();  // as does an invalid PYFACE_BF16
 
     py::class_<LstmCache, std::shared_ptr<LstmCache>>(m, "LstmCache",
         "What lstm_backward needs from one lstm_forward(training=True) call. Read-only.")
@@ -181,15 +212,17 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("hidden_size", [](const LstmCache& c) { return c.dims.hidden; })
         .def_property_readonly("reverse", [](const LstmCache& c) { return c.reverse; })
         .def_property_readonly("isa", [](const LstmCache& c) { return std::string(c.kernels->name); })
+        .def_property_readonly("precision", [](const LstmCache& c) { return std::string(precision_name(c.precision)); })
         .def_property_readonly("nbytes", &LstmCache::nbytes)
         .def("__repr__", [](const LstmCache& c) {
             return "<LstmCache batch=" + std::to_string(c.dims.batch) + " time=" + std::to_string(c.dims.time) +
                    " input=" + std::to_string(c.dims.input) + " hidden=" + std::to_string(c.dims.hidden) +
-                   (c.reverse ? " reverse" : "") + " nbytes=" + std::to_string(c.nbytes()) + ">";
+                   (c.reverse ? " reverse" : "") +
+                   (c.precision == pyface::Precision::bfloat16 ? " bfloat16" : "") + " nbytes=" + std::to_string(c.nbytes()) + ">";
         });
 
     m.def("lstm_forward", &forward, py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("bias"),
-          py::arg("h0"), py::arg("c0"), py::arg("reverse"), py::arg("training"));
+          py::arg("h0"), py::arg("c0"), py::arg("reverse"), py::arg("training"), py::arg("precision") = "float32");
     m.def("lstm_backward", &backward, py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"), py::arg("cache"),
           py::arg("need_dx"));
     m.def("workspace_bytes", [](int64_t batch, int64_t time, int64_t input, int64_t hidden) {
@@ -218,6 +251,13 @@ PYBIND11_MODULE(_core, m) {
         pyface::set_active_isa(isa);
     }, py::arg("name"));
     m.def("supported_isas", &supported_isas);
+    m.def("cpu_features", &cpu_features);
+    m.def("get_bf16_path", []() -> py::object {
+        const pyface::Bf16Path path = pyface::active_bf16_path();
+        if (path == pyface::Bf16Path::none) return py::none();
+        return py::str(pyface::bf16_path_name(path));
+    });
+    m.def("check_precision", [](const std::string& name) { parse_precision(name); }, py::arg("precision"));
     m.def("vector_width", [] { return pyface::active_kernels().vw; });
     m.def("get_num_threads", &pyface::num_threads);
     m.def("set_num_threads", [](int n) {

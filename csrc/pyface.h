@@ -9,10 +9,28 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace pyface {
 
 enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+
+// The number format of the GEMM operands of one layer call. bfloat16 rounds x, h, the weights
+// and the gate deltas feeding the dh and dW products; everything else stays float32.
+enum class Precision : int { float32 = 0, bfloat16 = 1 };
+
+// The instruction-set paths of the bfloat16 kernel. A path is usable only where the CPU and the
+// OS support it and pyface ships its kernel; none ships yet (bf16_path_built in dispatch.cpp).
+enum class Bf16Path : int { none = 0, avx512bf16 = 1, amx = 2 };
+
+// What cpuid says the CPU has (the names /proc/cpuinfo uses), and which register state the OS
+// saves on a context switch (XCR0). A feature is usable only with its state saved.
+struct CpuFeatures {
+    bool avx = false, fma = false, avx2 = false;
+    bool avx512f = false, avx512_used = false;   // avx512_used: F, DQ, BW and VL, what the avx512 kernels use
+    bool avx512_bf16 = false, amx_tile = false, amx_bf16 = false;
+    bool os_ymm = false, os_zmm = false, os_tile = false;
+};
 
 // Sizes of one LSTM layer call: x is (batch, time, input), the state (batch, hidden).
 struct LstmDims {
@@ -95,6 +113,17 @@ Isa best_isa();
 const char* isa_name(Isa isa);
 bool parse_isa(const char* name, Isa* out);
 
+// bfloat16 dispatch (dispatch.cpp). The active path is chosen once, from PYFACE_BF16 or the best
+// usable one; an invalid PYFACE_BF16 throws std::invalid_argument from the first call.
+const CpuFeatures& cpu_features();
+bool bf16_cpu_supports(Bf16Path path);  // the CPU and the OS
+bool bf16_path_built(Bf16Path path);    // pyface ships a kernel for it, verified on such a CPU
+Bf16Path active_bf16_path();
+const char* bf16_path_name(Bf16Path path);
+bool parse_bf16_path(const char* name, Bf16Path* out);
+// Why precision=bfloat16 cannot run here, as a sentence for the user; empty when it can.
+std::string bf16_unavailable_reason();
+
 // The smallest multiple of `multiple` (> 0) that is at least n (>= 0): padded sizes.
 int64_t round_up(int64_t n, int64_t multiple);
 
@@ -126,6 +155,7 @@ struct LstmCache {
     ~LstmCache();
     LstmDims dims{};
     bool reverse = false;
+    Precision precision = Precision::float32;  // backward rounds as forward did
     const Kernels* kernels = nullptr;  // backward uses the layout forward used
     Buffer x, w_ih, w_hh;              // copies (x time-major): the caller may change its arrays
     Buffer gates;                      // (time, batch, g) activations

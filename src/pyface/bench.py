@@ -2,6 +2,7 @@
 
     python -m pyface.bench                 # the table in the README
     python -m pyface.bench --configs standard --threads 2
+    python -m pyface.bench --precision bfloat16   # torch under autocast bf16, the kernel's bf16 path
 
 torch is optional (``pip install ".[bench]"``); without it its columns are empty. FLOPs of one
 layer's forward pass are 2*B*T*4H*(D+H); a training step (forward + backward) counts three
@@ -55,11 +56,17 @@ class Stack:
     Weights are drawn from one seed, so every implementation computes the same function.
     ``infer()`` runs the forward pass; ``train_step()`` forward and backward from a fixed
     output gradient (the first layer skips its input gradient, as a network would).
+    ``precision="bfloat16"`` runs pyface's and the reference's bfloat16 mixed precision and
+    torch under ``torch.autocast("cpu", dtype=torch.bfloat16)``.
     """
 
-    def __init__(self, impl: str, batch: int, time: int, inp: int, hidden: int, layers: int, *, seed: int = 0):
+    def __init__(self, impl: str, batch: int, time: int, inp: int, hidden: int, layers: int, *, seed: int = 0,
+                 precision: str = "float32"):
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if precision not in _runtime.PRECISIONS:
+            raise ValueError(f"precision must be one of {_runtime.PRECISIONS}, got {precision!r}")
+        self.precision = precision
         rng = np.random.default_rng(seed)
         self.impl = impl
         self.x = rng.standard_normal((batch, time, inp)).astype(np.float32)
@@ -92,22 +99,27 @@ class Stack:
     def infer(self) -> np.ndarray:
         """Outputs of the last layer, (B, T, H)."""
         if self.impl == "torch":
-            with self._torch.inference_mode():
-                return self.net(self.tx)[0].numpy()
+            with self._torch.inference_mode(), self._autocast():
+                return self.net(self.tx)[0].float().numpy()
         h = self.x
         for w in self.weights:
-            h = self.lib.lstm_forward(h, *w, training=False)[0]
+            h = self.lib.lstm_forward(h, *w, training=False, precision=self.precision)[0]
         return h
+
+    def _autocast(self):
+        return self._torch.autocast("cpu", dtype=self._torch.bfloat16, enabled=self.precision == "bfloat16")
 
     def train_step(self) -> np.ndarray:
         """Gradient of the first layer's recurrent weights, (4H, H)."""
         if self.impl == "torch":
             self.net.zero_grad(set_to_none=True)
-            self.net(self.tx)[0].backward(self.tdy)
+            with self._autocast():
+                y = self.net(self.tx)[0]
+            y.backward(self.tdy.to(y.dtype))
             return self.net.weight_hh_l0.grad.numpy()
         h, caches = self.x, []
         for w in self.weights:
-            h, _, cache = self.lib.lstm_forward(h, *w, training=True)
+            h, _, cache = self.lib.lstm_forward(h, *w, training=True, precision=self.precision)
             caches.append(cache)
         grad = self.dy
         for k in reversed(range(len(caches))):
@@ -184,15 +196,19 @@ def run(
     *,
     min_time: float = 1.0,
     pause: float = 0.5,
+    precision: str = "float32",
 ) -> List[dict]:
     """Time every (config, threads, mode, impl); rows with median seconds, GFLOP/s and the
     FMA peak of that thread count (:func:`fma_peak`).
 
     Each cell starts after `pause` seconds of idleness. Implementations that are not
     installed (torch) are left out. batch1 is timed for
-    inference only: a training step of one sequence is not a use case.
+    inference only: a training step of one sequence is not a use case. ``precision`` is that
+    of every implementation (:class:`Stack`); the peak stays the float32 FMA peak.
     """
     impls = [i for i in impls if i != "torch" or _torch() is not None]
+    if "pyface" in impls:
+        _runtime.check_precision(precision)
     keep_freed_memory()
     rows = []
     for n in threads:
@@ -207,7 +223,7 @@ def run(
                     # Idle threads of the previous library (OpenMP, OpenBLAS) spin before
                     # they sleep; timing beside them would measure their spinning.
                     time.sleep(pause)
-                    stack = Stack(impl, *CONFIGS[config])
+                    stack = Stack(impl, *CONFIGS[config], precision=precision)
                     fn = stack.train_step if mode == "train" else stack.infer
                     sec = median_seconds(fn, min_time=min_time)
                     rows.append(
@@ -291,7 +307,7 @@ def epoch_seconds(images: np.ndarray, labels: np.ndarray, impl: str, *, epochs: 
 def _print_versions(*, with_torch: bool) -> None:
     info = _runtime.info()
     torch = _torch() if with_torch else None
-    print(f"pyface {info['version']}, isa {info['isa']}, numpy {info['numpy']}"
+    print(f"pyface {info['version']}, isa {info['isa']}, bf16 {info['bf16']}, numpy {info['numpy']}"
           + (f", torch {torch.__version__}" if torch is not None else ""))
 
 
@@ -301,12 +317,14 @@ def report(
     impls: Iterable[str] = IMPLS,
     *,
     min_time: float = 1.0,
+    precision: str = "float32",
 ) -> None:
     """Print the versions, the FMA peak of each thread count and the :func:`format_table` of
     :func:`run` over ``configs`` x ``threads`` x ``impls`` (``min_time`` seconds per cell)."""
     impls = list(impls)
     _print_versions(with_torch="torch" in impls)
-    rows = run(configs, threads, impls, min_time=min_time)
+    rows = run(configs, threads, impls, min_time=min_time, precision=precision)
+    print(f"precision: {precision}")
     peaks = {r["threads"]: r["peak_gflops"] for r in rows}
     print("FMA peak: " + ", ".join(f"{peaks[n]:.0f} GFLOP/s on {n} thread{'s' if n > 1 else ''}" for n in peaks))
     print(format_table(rows))
@@ -318,17 +336,27 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--impls", nargs="+", choices=list(IMPLS), default=list(IMPLS))
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timing per cell (default 1)")
+    parser.add_argument("--precision", choices=_runtime.PRECISIONS, default="float32",
+                        help="number format of the LSTM products: bfloat16 runs torch under autocast (default float32)")
     parser.add_argument("--epoch", metavar="FACES_DIR",
                         help="instead: seconds per training epoch of the classic recipe on this folder "
                              "(80 %% of it, e.g. ORL's 320 images), pyface against torch")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.threads):
         parser.error("--threads must be >= 1")
+    if args.epoch and args.precision != "float32":
+        parser.error("--epoch times the float32 classic recipe; --precision does not apply to it")
     if args.epoch:
         # torch is loaded only after pyface's run, which reports its own peak memory.
         _print_versions(with_torch=False)
         return _print_epochs(args.epoch, args.threads, [i for i in args.impls if i != "numpy"])
-    report(args.configs, args.threads, args.impls, min_time=args.min_time)
+    if "pyface" in args.impls:
+        try:
+            _runtime.check_precision(args.precision)
+        except ValueError as exc:  # one line, as for every other mistake on the command line
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            return 2
+    report(args.configs, args.threads, args.impls, min_time=args.min_time, precision=args.precision)
     return 0
 
 

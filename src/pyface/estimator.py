@@ -56,6 +56,7 @@ class LSTMFaceClassifier:
         open_set=_D["open_set"],
         target_far=_D["target_far"],
         calibration_people=_D["calibration_people"],
+        precision=_D["precision"],
         random_state=0,
         quiet=True,
     ):
@@ -84,6 +85,7 @@ class LSTMFaceClassifier:
         self.open_set = open_set
         self.target_far = target_far
         self.calibration_people = calibration_people
+        self.precision = precision
         self.random_state = random_state
         self.quiet = quiet
 

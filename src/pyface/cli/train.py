@@ -36,6 +36,9 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int_at_least(1), help=f"images per step (default {trained['batch_size']})")
     p.add_argument("--learning-rate", type=positive_float,
                    help=f"peak learning rate (default {trained['learning_rate']})")
+    p.add_argument("--precision", choices=("float32", "bfloat16"),
+                   help="number format of the LSTM's matrix products in training; bfloat16 needs a CPU "
+                        "with AVX512_BF16 or AMX (default float32; `pyface info` shows the bf16 path)")
     p.add_argument("--no-augment", action="store_true", help="train on the images as they are (no random shifts, "
                    "rotations, flips, lighting changes)")
     p.add_argument("--test-size", type=fraction(True, False), default=0.2,
@@ -98,6 +101,7 @@ def _options(args: argparse.Namespace) -> dict:
     options = {
         "epochs": args.epochs, "hidden_size": args.hidden, "num_layers": args.layers,
         "bidirectional": args.bidirectional, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "precision": args.precision,
     }
     options = {name: value for name, value in options.items() if value is not None}
     if args.no_augment:
@@ -134,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
     from ..recognition.evaluation import classification_report
     from ..training import TrainingInterrupted, train
 
+    from ..kernel.runtime import check_precision
+
+    if args.precision is not None:
+        check_precision(args.precision)  # before loading any image: this machine may not run it
     folder = existing_folder(args.folder, "face folder")
     out = output_file(args.out, "--out")
     train_set, test_set = _faces(args, folder)

@@ -44,6 +44,7 @@ def lstm_forward(
     c0: Optional[np.ndarray] = None,
     reverse: bool = False,
     training: bool = True,
+    precision: str = "float32",
 ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray], Optional[LstmCache]]:
     """Run one LSTM layer over a batch of sequences.
 
@@ -63,6 +64,12 @@ def lstm_forward(
         indexed by time either way.
     training : bool
         Keep what :func:`lstm_backward` needs (``cache``); False keeps nothing (inference).
+    precision : ``"float32"`` or ``"bfloat16"``
+        ``"bfloat16"`` rounds the operands of the matrix products to bfloat16 and keeps
+        everything else in float32, as :mod:`pyface.kernel.reference` specifies; arrays are
+        float32 either way. It needs a bfloat16 kernel path (``pyface.info()["bf16"]``); where
+        there is none it raises ``ValueError`` saying what the CPU lacks. The cache remembers
+        the precision and :func:`lstm_backward` follows it.
 
     Returns
     -------
@@ -73,8 +80,15 @@ def lstm_forward(
     cache : LstmCache or None
         Owned by the caller; pass it to :func:`lstm_backward`. None when ``training=False``.
     """
-    y, h_T, c_T, cache = _core.lstm_forward(x, w_ih, w_hh, bias, h0, c0, bool(reverse), bool(training))
+    y, h_T, c_T, cache = _core.lstm_forward(x, w_ih, w_hh, bias, h0, c0, bool(reverse), bool(training),
+                                            _precision_name(precision))
     return y, (h_T, c_T), cache
+
+
+def _precision_name(precision) -> str:
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    return precision
 
 
 def lstm_backward(
@@ -94,6 +108,7 @@ def lstm_backward(
         Gradients with respect to the final states; None means zeros.
     cache : LstmCache
         From ``lstm_forward(..., training=True)``. It is not consumed: backward can run again.
+        Backward runs in the precision of that forward call (``cache.precision``).
     need_dx : bool
         False skips the input gradient (the first layer of a network does not need it).
 

@@ -14,13 +14,56 @@ Forward, one step, for every batch row independently (gate order i, f, g, o as i
 
 ``h_prev, c_prev`` are the states of the step processed before: time ``t - 1``, or
 time ``t + 1`` when ``reverse=True``; ``h0, c0`` before the first processed step.
+
+``precision="bfloat16"`` is mixed precision as bf16 kernels do it: the operands of every
+matrix product (x, h_prev, W_ih, W_hh, and in backward the gate deltas) are rounded to
+bfloat16 (:func:`round_to_bfloat16`), the products accumulate in float32, and everything else
+(bias, gate non-linearities, cell state, the dh/dc recurrences, the sums of the weight and
+bias gradients over time) stays float32. The weights are rounded once per call.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["lstm_forward", "lstm_backward"]
+__all__ = ["lstm_forward", "lstm_backward", "round_to_bfloat16", "PRECISIONS"]
+
+PRECISIONS = ("float32", "bfloat16")
+
+_BF16_KEPT = np.uint64(0xFFFF0000)  # sign, exponent and the 7 fraction bits bfloat16 keeps
+_QUIET_NAN = np.uint64(0x00400000)  # the quiet bit: a NaN stays a NaN once its low bits are cut
+
+
+def round_to_bfloat16(array: np.ndarray) -> np.ndarray:
+    """``array`` (float32) rounded to the nearest bfloat16, ties to even; float32 out.
+
+    bfloat16 is the upper half of a float32, so each result is a float32 whose low 16 bits
+    are zero. Subnormals round like any other value (bfloat16 has float32's exponent range),
+    values beyond the largest bfloat16 (about 3.39e38) become infinities, and NaNs stay NaNs
+    (made quiet, sign kept). Raises ``TypeError`` for anything but float32.
+    """
+    array = np.asarray(array)
+    if array.dtype != np.float32:
+        raise TypeError(f"round_to_bfloat16 takes float32, got {array.dtype}")
+    bits = np.ascontiguousarray(array).view(np.uint32).astype(np.uint64)
+    # Adding 0x7fff plus the lowest kept bit, then cutting, rounds to nearest with ties to even;
+    # a carry out of the fraction rightly increments the exponent (up to infinity).
+    odd = (bits >> np.uint64(16)) & np.uint64(1)
+    rounded = (bits + np.uint64(0x7FFF) + odd) & _BF16_KEPT
+    nan = (bits | _QUIET_NAN) & _BF16_KEPT
+    out = np.where(np.isnan(array), nan, rounded).astype(np.uint32)
+    return out.view(np.float32).reshape(array.shape)
+
+
+def _operand_rounding(precision: str, dtype):
+    """The rounding of matrix-product operands: bfloat16 or none."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "float32":
+        return lambda a: a
+    if dtype != np.float32:
+        raise TypeError(f"precision='bfloat16' computes in float32: x must be float32, got {dtype}")
+    return round_to_bfloat16
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
@@ -50,6 +93,7 @@ def lstm_forward(
     c0: np.ndarray | None = None,
     reverse: bool = False,
     training: bool = True,
+    precision: str = "float32",
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict | None]:
     """Run one LSTM layer over a batch of sequences.
 
@@ -70,6 +114,10 @@ def lstm_forward(
         processing time t.
     training : bool
         Keep what ``lstm_backward`` needs; without it the cache is None.
+    precision : ``"float32"`` or ``"bfloat16"``
+        ``"float32"`` computes in the dtype of ``x``; ``"bfloat16"`` (float32 ``x`` only)
+        rounds the operands of the matrix products to bfloat16 (see the module docstring).
+        The cache remembers it for ``lstm_backward``.
 
     Returns
     -------
@@ -99,13 +147,16 @@ def lstm_forward(
         raise ValueError(f"bias must have shape (4H,) = {(4 * H,)}, got {bias.shape}")
     h0 = _state_or_zeros(h0, B, H, dtype, "h0")
     c0 = _state_or_zeros(c0, B, H, dtype, "c0")
+    rnd = _operand_rounding(precision, dtype)
+    # Rounded once per call, as the kernel packs them once; x too, as it is read once per step.
+    x_op, w_ih_op, w_hh_op = rnd(x), rnd(w_ih), rnd(w_hh)
 
     y = np.empty((B, T, H), dtype=dtype)
     cells = np.empty((B, T, H), dtype=dtype)
     gates = np.empty((B, T, 4 * H), dtype=dtype)  # activated i, f, g, o per step
     h, c = h0, c0
     for t in _time_order(T, reverse):
-        a = x[:, t] @ w_ih.T + h @ w_hh.T + bias
+        a = x_op[:, t] @ w_ih_op.T + rnd(h) @ w_hh_op.T + bias
         i = _sigmoid(a[:, 0 * H : 1 * H])
         f = _sigmoid(a[:, 1 * H : 2 * H])
         g = np.tanh(a[:, 2 * H : 3 * H])
@@ -119,15 +170,16 @@ def lstm_forward(
     cache = None
     if training:
         cache = {
-            "x": x,
-            "w_ih": w_ih,
-            "w_hh": w_hh,
+            "x": x_op,
+            "w_ih": w_ih_op,
+            "w_hh": w_hh_op,
             "h0": h0,
             "c0": c0,
             "h": y.copy(),  # y is the caller's to modify in place
             "c": cells,
             "gates": gates,
             "reverse": bool(reverse),
+            "precision": precision,
         }
     return y, (h.copy(), c.copy()), cache
 
@@ -142,6 +194,9 @@ def lstm_forward(
 #     da     = [di * i(1-i), df * f(1-f), dg * (1-g^2), do * o(1-o)]      (B, 4H)
 #     dx_t   = da W_ih       dW_ih += da^T x_t      dW_hh += da^T h_prev     db += sum_B da
 #     dh_next <- da W_hh     dc_next <- dc_t * f    (gradients w.r.t. h_prev, c_prev)
+#
+# In bfloat16, da, x_t and h_prev are rounded where they enter a product (the weights were
+# rounded by forward); db sums the float32 da, as the bias is added in float32.
 #
 # After the first processed step, dh_next and dc_next are dh0 and dc0.
 def lstm_backward(
@@ -175,11 +230,12 @@ def lstm_backward(
     """
     if cache is None:
         raise ValueError("cache is None: run lstm_forward with training=True")
-    x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
+    x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]  # rounded by forward in bfloat16
     h_all, c_all, gates = cache["h"], cache["c"], cache["gates"]
     dtype = x.dtype
     B, T, D = x.shape
     H = w_hh.shape[1]
+    rnd = _operand_rounding(cache.get("precision", "float32"), dtype)
 
     dh_next = _state_or_zeros(dh_T, B, H, dtype, "dh_T")
     dc_next = _state_or_zeros(dc_T, B, H, dtype, "dc_T")
@@ -217,12 +273,13 @@ def lstm_backward(
             axis=1,
         )
 
+        da_op = rnd(da)
         if need_dx:
-            dx[:, t] = da @ w_ih
-        dw_ih += da.T @ x[:, t]
-        dw_hh += da.T @ h_prev
+            dx[:, t] = da_op @ w_ih
+        dw_ih += da_op.T @ x[:, t]
+        dw_hh += da_op.T @ rnd(h_prev)
         dbias += da.sum(axis=0)
-        dh_next = da @ w_hh
+        dh_next = da_op @ w_hh
         dc_next = dc * f
 
     return dx, dw_ih, dw_hh, dbias, dh_next, dc_next

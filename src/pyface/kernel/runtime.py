@@ -10,10 +10,14 @@ from typing import Any, Dict, List
 import cv2
 import numpy as np
 
-# The native module reads PYFACE_ISA as it loads and knows the names in lower case only;
-# users write AVX2 as often as avx2.
-if os.environ.get("PYFACE_ISA", "").strip():
-    os.environ["PYFACE_ISA"] = os.environ["PYFACE_ISA"].strip().lower()
+from .reference import PRECISIONS  # one list of precisions: the reference's, which defines their math
+
+# The native module reads PYFACE_ISA and PYFACE_BF16 as it loads and knows the names in lower
+# case only; users write AVX2 as often as avx2.
+for _variable in ("PYFACE_ISA", "PYFACE_BF16"):
+    if os.environ.get(_variable, "").strip():
+        os.environ[_variable] = os.environ[_variable].strip().lower()
+del _variable
 if importlib.util.find_spec("pyface._core") is None:  # the bare source tree has no compiled module
     raise ImportError(
         "pyface's native module pyface._core is missing: this is probably the source folder, "
@@ -36,7 +40,8 @@ except ImportError as exc:
     print(f"pyface: error: {exc}", file=sys.stderr)
     raise SystemExit(1) from None
 
-__all__ = ["info", "set_num_threads", "get_num_threads", "set_isa", "get_isa", "supported_isas"]
+__all__ = ["info", "set_num_threads", "get_num_threads", "set_isa", "get_isa", "supported_isas",
+           "PRECISIONS", "check_precision"]
 
 
 def info() -> Dict[str, Any]:
@@ -44,12 +49,19 @@ def info() -> Dict[str, Any]:
 
     ``isa`` is one of ``'avx512'``, ``'avx2'``, ``'generic'``: the best the CPU and OS support,
     unless the environment variable ``PYFACE_ISA`` (or :func:`set_isa`) chose another.
+    ``bf16`` is the path ``precision="bfloat16"`` runs on, ``'amx'`` or ``'avx512bf16'``, or
+    None where there is none (then it raises; see :func:`check_precision`); the environment
+    variable ``PYFACE_BF16`` (``amx``, ``avx512bf16`` or ``none``) forces it. ``cpu_features``
+    says which of the relevant cpuid bits the CPU has (named as in ``/proc/cpuinfo``) and
+    which register state the OS saves (``os_ymm``, ``os_zmm``, ``os_tile``).
     """
     return {
         "version": _core.__version__,
         "isa": _core.get_isa(),
         "vector_width": _core.vector_width(),
         "supported_isas": _core.supported_isas(),
+        "bf16": _core.get_bf16_path(),
+        "cpu_features": _core.cpu_features(),
         "threads": _core.get_num_threads(),
         "openmp": _core.openmp,
         "compiler": _core.compiler,
@@ -85,3 +97,16 @@ def get_isa() -> str:
 def supported_isas() -> List[str]:
     """Kernel paths this machine can run, slowest first."""
     return list(_core.supported_isas())
+
+
+def check_precision(precision: str) -> None:
+    """Raise ``ValueError`` unless the kernel can run in ``precision`` here.
+
+    ``"float32"`` runs everywhere. ``"bfloat16"`` needs a bfloat16 kernel path (``info()["bf16"]``);
+    without one the message names what the CPU lacks, e.g. ``precision='bfloat16' needs a CPU
+    with AVX512_BF16 or AMX (this CPU has: avx2)``. pyface does not fall back to float32: a
+    run asked for in bfloat16 would otherwise silently take twice as long as planned.
+    """
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    _core.check_precision(precision)

@@ -156,10 +156,13 @@ class Network:
     """Forward and backward passes of an :class:`Architecture` over a parameter dict.
 
     ``kernel`` is any object with ``lstm_forward`` and ``lstm_backward`` of the native
-    signature; the native one unless a test swaps in the NumPy reference.
+    signature; the native one unless a test swaps in the NumPy reference. ``precision``
+    (``"float32"`` or ``"bfloat16"``) is handed to every ``lstm_forward``; it is how the
+    network computes, not part of what it is, so copies of it compute in float32 again
+    unless told otherwise.
     """
 
-    def __init__(self, arch: Architecture, params: dict[str, np.ndarray], kernel=None):
+    def __init__(self, arch: Architecture, params: dict[str, np.ndarray], kernel=None, precision: str = "float32"):
         expected = arch.parameter_shapes()
         if set(params) != set(expected):
             missing = sorted(set(expected) - set(params))
@@ -171,6 +174,7 @@ class Network:
         self.arch = arch
         self.params = params
         self.kernel = kernel if kernel is not None else _default_kernel()
+        self.precision = precision
 
     @property
     def dtype(self):
@@ -236,7 +240,7 @@ class Network:
                     prefix = f"{view}.{layer}.{direction}"
                     y, (h_T, _), c = k.lstm_forward(
                         inputs, p[f"{prefix}.w_ih"], p[f"{prefix}.w_hh"], p[f"{prefix}.bias"],
-                        reverse=direction == "bwd", training=training,
+                        reverse=direction == "bwd", training=training, precision=self.precision,
                     )
                     outputs.append(y)
                     finals.append(h_T)
@@ -315,7 +319,7 @@ class Network:
         is off: this is the gradient of the function :meth:`forward` computes at test time.
         Returns (gradients (N, S, S) in units per unit of pixel value, scores).
         """
-        network = Network(replace(self.arch, dropout=0.0), self.params, kernel=self.kernel)
+        network = Network(replace(self.arch, dropout=0.0), self.params, kernel=self.kernel, precision=self.precision)
         logits, cache = network.forward(images, training=True)
         pixels = np.zeros(np.shape(images), dtype=self.dtype)
         with one_blas_thread():

@@ -26,6 +26,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
           open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
+          precision: str = "float32",
           seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
           resume=None, kernel=None) -> FaceRecognizer:
     """Train a face recognizer.
@@ -58,6 +59,11 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         the best weights are restored. ``blended_people`` (>= 0) made-up people, each the
         pixel blend of a different pair of training people, are trained on beside the
         real ones and left out of the model; they teach finer differences between faces.
+        ``precision`` ``"float32"`` or ``"bfloat16"``: the number format of the LSTM's
+        matrix products in training (weights, Adam state and everything else stay float32;
+        the model predicts in float32 and records the precision it was trained in).
+        ``"bfloat16"`` needs a CPU path for it (``pyface.info()["bf16"]``) and raises
+        ``ValueError`` naming what the CPU lacks before any work where there is none.
 
     Open set
         ``open_set=True`` trains a model for people it has never seen: every option left

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.dataset import FaceDataset
+from ..kernel.runtime import check_precision
 from ..nn.network import Architecture, Network, init_parameters
 from ..nn.optim import Adam
 from ..recognition.recognizer import FaceRecognizer
@@ -202,8 +203,11 @@ def fit(dataset: FaceDataset, options: dict, *, gradients: GradientFunction = ba
         dataset, calibration = calibration_people(dataset, options["calibration_people"],
                                                   run_generators(np.random.SeedSequence(seed).entropy)["calibrate"])
     setup = _setup(dataset, options, validation_data, seed, resume)
+    if kernel is None:  # the native kernel: a precision it cannot run here fails now, not after the data is ready
+        check_precision(setup.settings.precision)
     rngs = run_generators(setup.entropy)
-    network = Network(setup.arch, init_parameters(setup.arch, rngs["init"]), kernel=kernel)
+    network = Network(setup.arch, init_parameters(setup.arch, rngs["init"]), kernel=kernel,
+                      precision=setup.settings.precision)
     data = run_data(dataset, validation_data, setup.settings, rngs)
     run = _Run(dataset, setup, data, network, rngs, gradients, calibration)
     _epochs(run, quiet=quiet, checkpoint=None if checkpoint is None else os.fspath(checkpoint),

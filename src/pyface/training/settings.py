@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ..kernel.reference import PRECISIONS
 from ..nn.network import Architecture
 from .augment import Augmentation
 
@@ -32,6 +33,8 @@ class TrainingSettings:
     open_set: bool = False
     target_far: float = 0.01
     calibration_people: float = 0.2
+    # Files written before precision was an option were trained in float32.
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -57,6 +60,8 @@ class TrainingSettings:
             raise ValueError(f"target_far must be a fraction in [0, 1), got {self.target_far}")
         if not 0.0 < self.calibration_people < 1.0:
             raise ValueError(f"calibration_people must be a fraction in (0, 1), got {self.calibration_people}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
