@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from pyface import Preprocessor, load_images, load_model, train
+from pyface import Preprocessor, load_images, load_model, open_gallery, train
 
 TRAINED = range(1, 31)  # s1..s30: trained on their images 1..8, tested on 9 and 10
 ENROLLED = range(31, 36)  # s31..s35: enrolled over HTTP from images 1..5, tested on 6..10
@@ -55,3 +55,24 @@ def test_identify_answers_exactly_as_the_library(serve, orl_model, att_faces_dir
     saved = load_model(model_file)
     assert saved.enrolled == reference.enrolled
     np.testing.assert_array_equal(saved.identify(probes)[0], names)
+
+
+def test_identify_on_a_gallery_answers_exactly_as_the_gallery(serve, orl_model, att_faces_dir, gallery_url):
+    server = serve(orl_model, "--gallery", gallery_url)
+    for k in ENROLLED:
+        images = [("images", f"{i}.pgm", (att_faces_dir / f"s{k}" / f"{i}.pgm").read_bytes()) for i in range(1, 6)]
+        assert server.post_form(f"/people/s{k}", images).status == 201
+
+    probes = ([att_faces_dir / f"s{k}" / f"{i}.pgm" for k in ENROLLED for i in range(6, 11)]
+              + [att_faces_dir / f"s{k}" / f"{i}.pgm" for k in STRANGERS for i in (1, 2, 3)])
+    with open_gallery(gallery_url, load_model(orl_model), create=False) as gallery:
+        assert gallery.enrolled == {f"s{k}": 5 for k in ENROLLED}
+        names, scores = gallery.identify(probes)
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda f: server.post_image("/identify", f.read_bytes(), "image/x-portable-graymap"),
+                                probes))
+    assert all(a.status == 200 for a in answers)
+    assert [a.json["name"] for a in answers] == list(names)
+    np.testing.assert_allclose([a.json["score"] for a in answers], scores, rtol=0, atol=1e-6)
+    assert 0 < sum(a.json["known"] for a in answers) < len(answers)  # both answers occur
+    assert load_model(orl_model).enrolled == {}  # the people went to the gallery, not the model file

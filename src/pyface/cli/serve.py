@@ -39,7 +39,8 @@ def add_parser(commands, common) -> None:
     p.set_defaults(run=run)
     p.add_argument("model", metavar="MODEL", help="model file; without --gallery, enrolments are saved in it")
     p.add_argument("--gallery", metavar="URL",
-                   help="keep people in this shared gallery (sqlite:///path or postgresql://...) instead")
+                   help="keep people in this shared gallery instead (an SQLite file, created when missing, or "
+                   "postgresql://...; see pyface gallery)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; put a reverse proxy with "
                    "TLS in front rather than listening on a public address)")
@@ -78,7 +79,10 @@ def _store(args: argparse.Namespace, model):
             raise UserError(f"{args.model}: enrolments are saved in the model file, which cannot be written "
                             "here; give a writable copy or --gallery")
         return ModelPeople(model, args.model)
-    return open_shared_gallery(args.gallery, model)
+    try:
+        return open_shared_gallery(args.gallery, model)
+    except ImportError as error:  # psycopg, for a postgresql:// gallery
+        raise UserError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,6 @@ of concurrent requests into one kernel call (:mod:`.batcher`), on a store of peo
 from .app import create_app
 from .images import ImageLimits
 from .service import Service
-from .store import ModelPeople, open_shared_gallery
+from .store import ModelPeople, SharedGallery, open_shared_gallery
 
-__all__ = ["create_app", "ImageLimits", "Service", "ModelPeople", "open_shared_gallery"]
+__all__ = ["create_app", "ImageLimits", "Service", "ModelPeople", "SharedGallery", "open_shared_gallery"]

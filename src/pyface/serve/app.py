@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import ClientError
+from .errors import ClientError, StoreUnavailable
 from .limits import BodyLimit, BodyTooLarge
 from .openapi import document
 from .service import Service
@@ -150,6 +150,11 @@ async def _client_error(request: Request, exc: ClientError) -> Response:
     return _error(exc.status, exc.message, exc.headers)
 
 
+async def _unavailable(request: Request, exc: StoreUnavailable) -> Response:
+    # Not the client's mistake, nor a bug: the same request may succeed once the database is back.
+    return _error(503, str(exc), {"Retry-After": "5"})
+
+
 async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
     # The rest of the body is never read: the connection closes after the answer.
     return _error(413, str(exc), {"Connection": "close"})
@@ -201,8 +206,8 @@ def create_app(service: Service, *, model_name: str, token: str | None = None,
         Route("/people", list_people, methods=["GET"]),
         Route("/people/{name}", person, methods=["POST", "DELETE"]),
     ]
-    handlers = {ClientError: _client_error, BodyTooLarge: _too_large, HTTPException: _http_error,
-                ClientDisconnect: _disconnected, Exception: _server_error}
+    handlers = {ClientError: _client_error, StoreUnavailable: _unavailable, BodyTooLarge: _too_large,
+                HTTPException: _http_error, ClientDisconnect: _disconnected, Exception: _server_error}
     app = Starlette(routes=routes, middleware=[Middleware(BodyLimit, max_bytes=max_body_bytes)],
                     exception_handlers=handlers, lifespan=lifespan)
     app.state.service = service

@@ -1,4 +1,4 @@
-"""The one kind of error the service answers with a 4xx: a client's mistake, with its status."""
+"""The errors the service answers with other than a 500: a client's mistake (4xx), a store out of reach (503)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,7 @@ class ClientError(Exception):
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+
+
+class StoreUnavailable(Exception):
+    """The people cannot be read or changed now (the gallery's database is out of reach): answered with 503."""

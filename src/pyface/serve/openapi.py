@@ -45,7 +45,7 @@ _IDENTIFY = {
             "score": {"type": "number", "description": "cosine similarity to that person's best template"},
             "known": {"type": "boolean"},
             "candidates": {"type": "array", "items": _CANDIDATE, "description": "with k: the top k"}}}),
-        **_errors(400, 409, 413, 415)},
+        **_errors(400, 409, 413, 415, 503)},
 }
 
 _VERIFY = {
@@ -66,7 +66,8 @@ def _people_paths(token: bool) -> dict:
         "/people": {"get": {
             "summary": "List the people the service knows",
             "responses": {"200": _json("the people", {"type": "object", "properties": {
-                "people": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}}})}}},
+                "people": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}}}),
+                **_errors(503)}}},
         "/people/{name}": {
             "post": {
                 "summary": "Enrol a person from one or more face images",
@@ -77,13 +78,13 @@ def _people_paths(token: bool) -> dict:
                     **_IMAGE_TYPES, **_form({"images": "face images of the person"}, array="images")}},
                 "responses": {"201": _json("enrolled", {"type": "object", "properties": {
                     "name": {"type": "string"}, "images": {"type": "integer"}, "people": {"type": "integer"}}}),
-                    **_errors(400, 401, 409, 413, 415)}},
+                    **_errors(400, 401, 409, 413, 415, 503)}},
             "delete": {
                 "summary": "Remove an enrolled person",
                 "parameters": [name], **secured,
                 "responses": {"200": _json("removed", {"type": "object", "properties": {
                     "removed": {"type": "string"}, "people": {"type": "integer"}}}),
-                    **_errors(401, 404, 409)}}},
+                    **_errors(401, 404, 409, 503)}}},
     }
 
 
@@ -98,12 +99,13 @@ def document(*, max_body_bytes: int, token: bool) -> dict:
         "openapi": "3.1.0",
         "info": {"title": "pyface recognition service", "version": "1",
                  "description": f"Face identification and verification over HTTP. Request bodies are limited to "
-                                f"{max_body_bytes / 1e6:g} MB (413 above). Errors answer {{\"error\": message}}."},
+                                f"{max_body_bytes / 1e6:g} MB (413 above). Errors answer {{\"error\": message}}; "
+                                "503: the gallery's database cannot be reached now, try again."},
         "paths": {
             "/health": {"get": {"summary": "Whether the service is up, and how many people it knows",
                                 "responses": {"200": _json("up", {"type": "object", "properties": {
                                     "status": {"type": "string"}, "model": {"type": "string"},
-                                    "people": {"type": "integer"}}})}}},
+                                    "people": {"type": "integer"}}}), **_errors(503)}}},
             "/identify": {"post": _IDENTIFY},
             "/verify": {"post": _VERIFY},
             **_people_paths(token),

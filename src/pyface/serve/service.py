@@ -56,6 +56,7 @@ class Service:
         await self.identifier.close()
         await self.searcher.close()
         self.kernel.shutdown(wait=True)
+        self.store.close()  # after the last kernel call: a gallery's connection ends cleanly
 
     async def _on_kernel(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self.kernel, functools.partial(function, *args))
@@ -120,7 +121,7 @@ class Service:
 
     def _enroll(self, name: str, faces: list[np.ndarray]) -> int:
         # On the kernel thread, as every change: the check and the change are one step.
-        if name in self.store.names():
+        if name in self.store:  # one look-up, not every name of a large gallery
             raise ClientError(409, f"{name!r} is already known; remove them first (DELETE /people/{name})")
         try:
             return self.store.enroll(name, as_faces(faces, self.model.preprocessor))
