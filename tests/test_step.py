@@ -75,3 +75,13 @@ def test_the_estimator_takes_the_same_options_as_train():
     for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS:
         if name != "augment":  # True there stands for the default Augmentation
             assert params[name] == DEFAULTS[name], name
+
+
+def test_distributed_training_takes_the_same_options_as_train():
+    # pyface.distributed imports Dask only when used: reading its signature needs none.
+    from pyface.distributed import train as distributed_train
+
+    ours = inspect.signature(pyface.train).parameters
+    theirs = inspect.signature(distributed_train).parameters
+    for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS:
+        assert theirs[name].default == ours[name].default, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from ..data.images import IMAGE_SUFFIXES, list_image_files
 
 __all__ = ["IMAGE_SUFFIXES", "UserError", "say", "count", "percent", "progress_quiet", "existing_folder",
            "existing_image", "output_file", "sibling", "load_model", "load_faces", "image_files",
-           "plot_or_say", "one_line", "per_file"]
+           "plot_or_say", "one_line", "per_file", "report_answers"]
 
 
 class UserError(Exception):
@@ -164,3 +165,32 @@ def per_file(answer: Callable[[list[str]], list], files: list[Path]) -> list:
             except (ValueError, OSError) as exc:
                 results.append(one_line(exc))
     return results
+
+
+def report_answers(files: list[Path], results: list, *, limit: float, as_json: bool, key: str,
+                   shown: Callable[[float], str]) -> int:
+    """Print each file's (best match, score) as a person (or "unknown" below ``limit``), say why
+    the others could not be read, and return the exit status (1 when any could not be).
+
+    ``key`` names the score in the JSON records; ``shown`` writes it in the table.
+    """
+    records, failed = [], 0
+    for path, result in zip(files, results):
+        if isinstance(result, str):
+            failed += 1
+            print(f"pyface: error: {result}", file=sys.stderr)
+            continue
+        best, score = result
+        records.append({"image": str(path), "person": best if score >= limit else None, "best_match": best,
+                        key: score})
+    if as_json:
+        print(json.dumps(records, indent=2))
+    else:
+        width = max((len(r["image"]) for r in records), default=0)
+        for r in records:
+            who = r["person"] if r["person"] is not None else f"unknown (closest: {r['best_match']})"
+            say(f"{r['image']:<{width}}  {who}  {shown(r[key])}")
+    if failed:
+        print(f"pyface: error: {failed} of {count(len(files), 'image')} could not be read", file=sys.stderr)
+        return 1
+    return 0

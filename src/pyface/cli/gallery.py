@@ -10,9 +10,8 @@ import argparse
 import json
 import math
 import os
-import sys
 
-from .common import UserError, image_files, load_model, per_file, say
+from .common import UserError, image_files, load_model, per_file, report_answers, say
 from .options import threshold_option
 
 
@@ -104,26 +103,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
             return list(zip(names.tolist(), scores.tolist()))
 
         results = per_file(answer, files)
-    records, failed = [], 0
-    for path, result in zip(files, results):
-        if isinstance(result, str):
-            failed += 1
-            print(f"pyface: error: {result}", file=sys.stderr)
-            continue
-        best, score = result
-        records.append({"image": str(path), "person": best if score >= limit else None, "best_match": best,
-                        "similarity": score})
-    if args.json:
-        print(json.dumps(records, indent=2))
-    else:
-        width = max((len(r["image"]) for r in records), default=0)
-        for r in records:
-            who = r["person"] if r["person"] is not None else f"unknown (closest: {r['best_match']})"
-            say(f"{r['image']:<{width}}  {who}  similarity {r['similarity']:.3f}")
-    if failed:
-        print(f"pyface: error: {failed} of {len(files)} images could not be read", file=sys.stderr)
-        return 1
-    return 0
+    return report_answers(files, results, limit=limit, as_json=args.json, key="similarity",
+                          shown=lambda score: f"similarity {score:.3f}")
 
 
 def add_parser(commands, common: argparse.ArgumentParser) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 from collections.abc import Callable
 
 import numpy as np
 
 from . import distributed
-from .common import count, image_files, load_model, per_file, percent, say
+from .common import image_files, load_model, per_file, percent, report_answers
 from .options import threshold_option
 
 __all__ = ["add_parser", "run"]
@@ -59,24 +57,5 @@ def run(args: argparse.Namespace) -> int:
     open_set = args.threshold is not None or bool(model.enrolled)
     limit = model.resolve_threshold(args.threshold) if args.threshold is not None else -math.inf
     answer = _open_set_answer(model) if open_set else _closed_set_answer(model)
-    records, failed = [], 0
-    for path, result in zip(files, per_file(answer, files)):
-        if isinstance(result, str):
-            failed += 1
-            print(f"pyface: error: {result}", file=sys.stderr)
-            continue
-        best, score = result
-        records.append({"image": str(path), "person": best if score >= limit else None,
-                        "best_match": best, "confidence": score})
-    if args.json:
-        print(json.dumps(records, indent=2))
-    else:
-        width = max((len(r["image"]) for r in records), default=0)
-        for r in records:
-            who = r["person"] if r["person"] is not None else f"unknown (closest: {r['best_match']})"
-            score = f"similarity {r['confidence']:.3f}" if open_set else percent(r["confidence"])
-            say(f"{r['image']:<{width}}  {who}  {score}")
-    if failed:
-        print(f"pyface: error: {failed} of {count(len(files), 'image')} could not be read", file=sys.stderr)
-        return 1
-    return 0
+    return report_answers(files, per_file(answer, files), limit=limit, as_json=args.json, key="confidence",
+                          shown=(lambda score: f"similarity {score:.3f}") if open_set else percent)

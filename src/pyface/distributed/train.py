@@ -21,7 +21,7 @@ from ..nn.network import Network
 from ..training.augment import Augmentation
 from ..training.data import as_dataset
 from ..training.loop import fit
-from ..training.settings import ARCHITECTURE_OPTIONS, TRAINING_OPTIONS, augmentation
+from ..training.settings import options_from
 from ..training.step import Batch, Gradients, batch_gradients, sum_gradients
 from .jobs import default_client
 from .workers import network_turn
@@ -80,7 +80,8 @@ def train(data, labels=None, *, client=None, shards: int | None = None, names=No
           label_smoothing: float = 0.1, class_weight: str | None = "balanced",
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
-          seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
+          open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
+          precision: str = "float32", seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
           resume=None):
     """:func:`pyface.train` with every step's batch split across the workers of a Dask cluster.
 
@@ -96,10 +97,7 @@ def train(data, labels=None, *, client=None, shards: int | None = None, names=No
         shards = max(sum(client.nthreads().values()), 1)
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
         raise ValueError(f"shards must be a positive integer, got {shards!r}")
-    given = locals()
-    options = {name: given[name] for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
-    options["augment"] = augmentation(augment)
-    options["views"] = tuple(views)
+    options = options_from(locals())
     gradients = ClusterGradients(client, shards)
     model = fit(as_dataset(data, labels, names, preprocessor), options, gradients=gradients,
                 validation_data=validation_data, seed=seed, quiet=quiet, checkpoint=checkpoint,

@@ -8,7 +8,7 @@ from ..recognition.recognizer import FaceRecognizer
 from .augment import Augmentation
 from .data import as_dataset
 from .loop import fit
-from .settings import ARCHITECTURE_OPTIONS, TRAINING_OPTIONS, augmentation, with_open_set_recipe
+from .settings import options_from
 
 __all__ = ["train"]
 
@@ -90,12 +90,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         training with :class:`~pyface.TrainingDivergedError`, which carries the last good
         model. ``kernel`` replaces the native LSTM kernel (tests only).
     """
-    given = locals()
-    options = {name: given[name] for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
-    options["augment"] = augmentation(augment)
-    options["views"] = tuple(views)
-    if open_set:
-        options = with_open_set_recipe(options)
+    options = options_from(locals())
     dataset = as_dataset(data, labels, names, preprocessor)
     return fit(dataset, options, validation_data=validation_data, seed=seed, quiet=quiet, kernel=kernel,
                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)

@@ -92,6 +92,15 @@ OPEN_SET_RECIPE = {"head": "cosine", "cosine_scale": 64.0, "label_smoothing": 0.
                    "augment": Augmentation(shift=0.1, rotation=10.0, scale=0.1), "blended_people": 100}
 
 
+def options_from(arguments: dict) -> dict:
+    """Every architecture and training option from the arguments of ``pyface.train`` (or a function
+    taking the same options): ``augment`` made an Augmentation or None, the open-set recipe applied."""
+    options = {name: arguments[name] for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
+    options["augment"] = augmentation(options["augment"])
+    options["views"] = tuple(options["views"])
+    return with_open_set_recipe(options) if options["open_set"] else options
+
+
 def with_open_set_recipe(options: dict) -> dict:
     """``options`` with the open-set recipe in place of every option left at its default."""
     return {name: OPEN_SET_RECIPE[name] if name in OPEN_SET_RECIPE and value == DEFAULTS[name] else value
