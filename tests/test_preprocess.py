@@ -430,3 +430,24 @@ def test_settings_saved_before_face_finding_keep_their_meaning():
 def test_bad_face_settings_are_refused(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         Preprocessor(**kwargs)
+
+
+def test_a_model_names_every_face_of_a_group_photo(lfw_dir, tiny_model, tmp_path):
+    import pyface
+
+    names = sorted(p.name for p in lfw_dir.iterdir() if p.is_dir())[:2]
+    group = np.zeros((250, 500, 3), np.uint8)
+    group[:, :250], group[:, 250:] = _photo(lfw_dir, names[0]), _photo(lfw_dir, names[1])
+    model = pyface.FaceRecognizer(tiny_model.network, tiny_model.names, Preprocessor(size=16),
+                                  templates=tiny_model.templates, template_labels=tiny_model.template_labels,
+                                  threshold=-1.0)
+    found = model.identify_faces(group)
+    assert [box for box, _, _ in found] == model.preprocessor.find_faces(group)
+    assert len(found) == 2 and all(name in model.names and -1 <= score <= 1 for _, name, score in found)
+    # By hand: each crop's unit embedding against every template, the best template's person.
+    crops = np.stack([face for _, face in model.preprocessor.faces(group)])
+    emb = model.network.features(crops)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    best = (emb @ model.templates.T).argmax(axis=1)
+    assert [name for _, name, _ in found] == [model.names[model.template_labels[k]] for k in best]
+    assert model.identify_faces(np.zeros((100, 100), np.uint8)) == []

@@ -349,6 +349,22 @@ class FaceRecognizer:
             per_identity[start : start + batch_size] = np.maximum.reduceat(block, starts, axis=1)
         return names, per_identity
 
+    def identify_faces(self, image, *, threshold: float | str | None = None
+                       ) -> list[tuple[tuple[int, int, int, int], str, float]]:
+        """Every face in one photo (a path or a raw image), largest first: (box (x, y, w, h), name, score).
+
+        Each face found by the model's preprocessing (:meth:`Preprocessor.faces`) is
+        identified as :meth:`identify` does; a photo without a face found gives [].
+        """
+        raw = read_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+        faces = self.preprocessor.faces(raw)
+        if not faces:
+            return []
+        crops = np.stack([face for _, face in faces])
+        names, scores = self.identify(FaceDataset(crops, np.zeros(len(crops), np.int64), ["face"],
+                                                  [""] * len(crops), self.preprocessor), threshold=threshold)
+        return [(box, str(name), float(score)) for (box, _), name, score in zip(faces, names, scores)]
+
     def verify(self, a, b, *, threshold: float | str | None = None) -> tuple[bool, float]:
         """Whether two face images show the same person, and the cosine similarity of their embeddings.
 
