@@ -11,7 +11,7 @@ runs a second time against the service answering one face per kernel call
 
 Without ``--model``, a recognizer of the default architecture is first trained on
 ORL for a couple of epochs (throughput does not depend on accuracy). The ORL folder
-is ``--faces``, else ``PYFACE_ATT_FACES``, else :func:`pyface.datasets.fetch_att_faces`.
+is ``--faces``, else ``att_faces`` in ``PYFACE_TEST_DATA``, else :func:`pyface.datasets.fetch_att_faces`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ STARTUP_SECONDS = 120
 
 def face_files(folder: str | None) -> list[bytes]:
     """The bytes of every ORL image: the files of the folder, or the fetched faces encoded as PNG."""
-    folder = folder or os.environ.get("PYFACE_ATT_FACES")
+    if folder is None and os.environ.get("PYFACE_TEST_DATA"):
+        folder = str(Path(os.environ["PYFACE_TEST_DATA"]) / "att_faces")
     if folder:
         files = sorted(Path(folder).glob("s*/*.pgm"))
         if not files:
@@ -176,7 +177,7 @@ def _show(result: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="model file (default: train one briefly on ORL)")
-    parser.add_argument("--faces", help="ORL folder with s1..s40 (default: PYFACE_ATT_FACES, else fetched)")
+    parser.add_argument("--faces", help="ORL folder with s1..s40 (default: att_faces in PYFACE_TEST_DATA, else fetched)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds of load per mode (default 30)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
