@@ -126,7 +126,7 @@ def _needs(module: str):
         pytest.skip(f"{module} is not installed (pip install 'pyface[dask]')")
 
 
-def _start_cluster(n_workers: int = 2):
+def _start_dask_cluster(n_workers: int = 2):
     """A LocalCluster of ``n_workers`` single-threaded worker processes on loopback, and its client."""
     distributed = _needs("distributed")
     cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
@@ -137,7 +137,7 @@ def _start_cluster(n_workers: int = 2):
 @pytest.fixture(scope="module")
 def dask_client():
     """A client of a two-worker cluster shared by the tests of a module (which must not kill its workers)."""
-    cluster, client = _start_cluster(2)
+    cluster, client = _start_dask_cluster(2)
     yield client
     client.close()
     cluster.close()
@@ -146,7 +146,7 @@ def dask_client():
 @pytest.fixture
 def own_dask_client():
     """A client of a two-worker cluster of the test's own, whose workers it may kill."""
-    cluster, client = _start_cluster(2)
+    cluster, client = _start_dask_cluster(2)
     yield client
     client.close()
     cluster.close()
@@ -190,7 +190,7 @@ def _pg_bin() -> str | None:
     return folders[-1] if folders and os.path.exists(os.path.join(folders[-1], "initdb")) else None
 
 
-def _start_cluster(folder: Path):
+def _start_postgres_cluster(folder: Path):
     """Start PostgreSQL in ``folder`` on a Unix socket there; returns (url, stop)."""
     pg_bin = _pg_bin()
     if pg_bin is None:
@@ -224,7 +224,7 @@ def postgres_server():
         pytest.fail("PYFACE_TEST_POSTGRES is not set: CI must start PostgreSQL (source .ci/postgres)")
     # Not under pytest's own temporary folder: as root, the server's user could not reach it.
     folder = Path(tempfile.mkdtemp(prefix="pyface-postgres-"))
-    url, stop = _start_cluster(folder)
+    url, stop = _start_postgres_cluster(folder)
     if url is None:
         shutil.rmtree(folder)
         pytest.skip("no PostgreSQL server: set PYFACE_TEST_POSTGRES or install PostgreSQL (apt-get install postgresql)")

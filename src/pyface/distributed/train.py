@@ -32,6 +32,8 @@ _DEFAULT_AUGMENTATION = Augmentation()
 def _part_task(arch, params: dict, part: Batch, label_smoothing: float) -> tuple[Gradients, float]:
     """The worker's task: a part's share of the step, and the seconds spent computing it."""
     started = time.perf_counter()
+    # Arrays unpickled from a message may sit at any address; the kernel reads aligned rows.
+    params = {name: np.require(value, np.float32, ["C", "A"]) for name, value in params.items()}
     with network_turn():
         result = batch_gradients(Network(arch, params), part, label_smoothing)
     return result, time.perf_counter() - started
