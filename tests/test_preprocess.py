@@ -378,6 +378,20 @@ def test_face_crops_like_orl_pass_through_the_default_unchanged(att_faces_dir):
     assert len(images) == 400
 
 
+def test_photos_are_never_taken_for_face_crops(lfw_dir):
+    # "auto" first takes a quick look for one face spanning the image; on photos, whose faces
+    # span about half of the width, it must find none and crop as a full search does.
+    photos = sorted(lfw_dir.glob("*/*.jpg"))[::25][:200]
+    pre, cropped = Preprocessor(size=32), 0
+    for path in photos:
+        photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        faces = pre.faces(photo)
+        if faces and faces[0][0][2] < 0.6 * photo.shape[1]:
+            np.testing.assert_array_equal(pre(photo), faces[0][1], err_msg=str(path))
+            cropped += 1
+    assert cropped >= 0.9 * len(photos), f"only {cropped} of {len(photos)} photos cropped to a face"
+
+
 def _photo(lfw_dir, name):
     return cv2.imread(str(next((lfw_dir / name).glob("*.jpg"))), cv2.IMREAD_COLOR)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 
 import cv2
@@ -18,6 +19,12 @@ _MIN_FACE_FRACTION = 0.1
 # With detect_faces="auto", a face at least this share of the image's width means the image
 # is already a face crop (ORL's faces span 0.63-0.91 of the width, LFW's photos 0.42-0.54).
 _FACE_CROP_FRACTION = 0.6
+# Before the full search, "auto" looks on a copy this many pixels wide for a face spanning at
+# least this share of it: a few large windows, under a millisecond, where the full search costs
+# 6 ms on an ORL image. Measured on ORL and 1,500 LFW photos: it settles three in four face
+# crops and never calls a photo a face crop; what it misses goes on to the full search.
+_QUICK_LOOK_WIDTH = 56
+_QUICK_LOOK_FRACTION = 0.7
 # Detection runs on a copy whose longer side is at most this: as reliable for faces of
 # photo size, and milliseconds instead of seconds on a camera's full frame.
 _DETECT_SIDE = 400
@@ -177,8 +184,25 @@ class Preprocessor:
         self.cascade_path = None if cascade_path is None else os.fspath(cascade_path)
         self.n_faces_found_ = 0
         self.n_faces_missed_ = 0
-        # Loaded now so that a missing detector fails here, not deep inside a data load.
-        self._cascade = _load_cascade(self.cascade_path) if self.detect_faces else None
+        self._load_detector()
+
+    def _load_detector(self) -> None:
+        # One detector per thread (an OpenCV cascade keeps scratch buffers and is not safe to
+        # share), this thread's loaded now so that a missing detector fails here, not deep
+        # inside a data load.
+        self._detectors = threading.local()
+        if self.detect_faces:
+            self._detectors.cascade = _load_cascade(self.cascade_path)
+
+    @property
+    def _cascade(self):
+        """This thread's face detector, or None without detection."""
+        if not self.detect_faces:
+            return None
+        cascade = getattr(self._detectors, "cascade", None)
+        if cascade is None:
+            cascade = self._detectors.cascade = _load_cascade(self.cascade_path)
+        return cascade
 
     def find_faces(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Every frontal face in an image as (x, y, w, h) in its pixels, largest first.
@@ -196,6 +220,15 @@ class Preprocessor:
         boxes = self._cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
         found = [tuple(int(round(v / scale)) for v in box) for box in boxes]
         return sorted(found, key=lambda box: -box[2] * box[3])
+
+    def _spans_the_image(self, grey: np.ndarray) -> bool:
+        """Whether a quick look finds one face spanning most of the width: a face crop."""
+        scale = min(1.0, _QUICK_LOOK_WIDTH / grey.shape[1])
+        small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        side = int(np.ceil(_QUICK_LOOK_FRACTION * small.shape[1]))
+        if side > min(small.shape):
+            return False
+        return len(self._cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))) > 0
 
     def find_face(self, grey: np.ndarray) -> tuple[int, int, int, int] | None:
         """Largest face in a uint8 (H, W) grey image as (x, y, w, h) in pixels, or None."""
@@ -238,8 +271,11 @@ class Preprocessor:
         ndarray, float32, shape (size, size), values in [0, 1]
         """
         grey = _to_grey_unit(image)
-        if self.detect_faces:
-            faces = self._find_faces(_quantize(grey, stretch=False))
+        levels = _quantize(grey, stretch=False) if self.detect_faces else None
+        if self.detect_faces == "auto" and self._spans_the_image(levels):
+            self.n_faces_found_ += 1  # already a face crop: used whole
+        elif self.detect_faces:
+            faces = self._find_faces(levels)
             if not faces:
                 self.n_faces_missed_ += 1
             elif self.detect_faces == "auto" and faces[0][2] >= _FACE_CROP_FRACTION * grey.shape[1]:
@@ -304,10 +340,9 @@ class Preprocessor:
     def __getstate__(self) -> dict:
         # An OpenCV cascade neither pickles nor deep-copies; it is reloaded from the path.
         state = self.__dict__.copy()
-        state["_cascade"] = None
+        del state["_detectors"]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if self.detect_faces:
-            self._cascade = _load_cascade(self.cascade_path)
+        self._load_detector()
