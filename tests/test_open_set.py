@@ -254,6 +254,20 @@ def test_verify(tiny_model, make_dataset):
         tiny_model.verify([a, b], c)
 
 
+def test_verify_takes_preprocessed_faces(tiny_model, make_dataset):
+    from pyface import FaceDataset
+
+    faces = make_dataset(per_class=2, seed=6)
+    a, b = (np.rint(faces.images[i] * 255).astype(np.uint8) for i in (0, 1))
+    one = [FaceDataset(tiny_model.preprocess(x), np.zeros(1, np.int64), ["face"], [""], tiny_model.preprocessor)
+           for x in (a, b)]
+    assert tiny_model.verify(*one) == tiny_model.verify(a, b)
+    two = FaceDataset(tiny_model.preprocess([a, b]), np.zeros(2, np.int64), ["face"], ["", ""],
+                      tiny_model.preprocessor)
+    with pytest.raises(ValueError, match="b must be one image"):
+        tiny_model.verify(a, two)
+
+
 # ---------------------------------------------------------------------------- ROC figures
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.dataset import FaceDataset
 from ..data.images import read_image
+from ..kernel.blas import one_blas_thread
 from ..nn.functional import softmax, softmax_cross_entropy, unit_rows
 from ..nn.network import Network
 from .model_file import read_model, write_model
@@ -57,10 +58,12 @@ def identity_name(name) -> str:
 
 
 def _single(item, what: str):
-    """``item`` if it is one image (path or raw array), else a ValueError naming the argument."""
+    """``item`` if it is one image (path, raw array, or a FaceDataset of one face), else a ValueError naming it."""
     if isinstance(item, (str, os.PathLike)) or (isinstance(item, np.ndarray) and _is_single_image(item)):
         return item
-    raise ValueError(f"{what} must be one image (a path or an (H, W) or (H, W, 3) array)")
+    if isinstance(item, FaceDataset) and len(item) == 1:
+        return item
+    raise ValueError(f"{what} must be one image (a path, an (H, W) or (H, W, 3) array, or a FaceDataset of one face)")
 
 
 class FaceRecognizer:
@@ -343,10 +346,13 @@ class FaceRecognizer:
         embedded = self._embed(self._images(inputs), batch_size)
         starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
         per_identity = np.zeros((len(embedded), len(names)), dtype=embedded.dtype)
-        # In blocks of faces, so the faces x templates similarities never all exist at once.
-        for start in range(0, len(embedded), batch_size):
-            block = embedded[start : start + batch_size] @ templates.T
-            per_identity[start : start + batch_size] = np.maximum.reduceat(block, starts, axis=1)
+        # In blocks of faces, so the faces x templates similarities never all exist at once. At
+        # one BLAS thread, as the network's own products: OpenBLAS's threads would spin on the
+        # cores the next kernel call needs (a batch of 16 faces identified twice as fast).
+        with one_blas_thread():
+            for start in range(0, len(embedded), batch_size):
+                block = embedded[start : start + batch_size] @ templates.T
+                per_identity[start : start + batch_size] = np.maximum.reduceat(block, starts, axis=1)
         return names, per_identity
 
     def identify_faces(self, image, *, threshold: float | str | None = None
@@ -368,12 +374,12 @@ class FaceRecognizer:
     def verify(self, a, b, *, threshold: float | str | None = None) -> tuple[bool, float]:
         """Whether two face images show the same person, and the cosine similarity of their embeddings.
 
-        ``a`` and ``b`` are single images (paths or raw arrays); they are the same
-        person when the similarity reaches ``threshold`` (default: the model's
-        :attr:`verify_threshold`, for pairs of single images).
+        ``a`` and ``b`` are single images (paths, raw arrays, or FaceDatasets of one
+        face); they are the same person when the similarity reaches ``threshold``
+        (default: the model's :attr:`verify_threshold`, for pairs of single images).
         """
         limit = self.resolve_threshold(threshold, kind="verify")
-        images = self._images([_single(a, "a"), _single(b, "b")])
+        images = np.concatenate([self._images(_single(a, "a")), self._images(_single(b, "b"))])
         ea, eb = self._embed(images, 2)
         score = float(np.dot(ea.astype(np.float64), eb.astype(np.float64)))
         return score >= limit, score
