@@ -8,6 +8,7 @@ runs a second time against the service answering one face per kernel call
 (``--max-batch 1``), and the speed-up of micro-batching is reported.
 
     python bench/serve_load.py --clients 16 --seconds 30 --compare
+    python bench/serve_load.py --clients 16 --seconds 30 --compare --server-faces whole
 
 Without ``--model``, a recognizer of the default architecture is first trained on
 ORL for a couple of epochs (throughput does not depend on accuracy). The ORL folder
@@ -66,12 +67,14 @@ def trained_model(faces: list[bytes], folder: Path, epochs: int) -> Path:
 class Service:
     """``pyface serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, model: Path, folder: Path, max_batch: int, max_wait_ms: float):
+    def __init__(self, model: Path, folder: Path, max_batch: int, max_wait_ms: float, faces: str | None):
         copy = folder / f"served-{max_batch}.pyface"
         shutil.copy(model, copy)
         self.log = folder / f"server-{max_batch}.log"
         command = [sys.executable, "-m", "pyface", "serve", str(copy), "--host", "127.0.0.1", "--port", "0",
                    "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)]
+        if faces is not None:
+            command += ["--faces", faces]
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         self.port = self._port()
@@ -157,7 +160,7 @@ def load(port: int, faces: list[bytes], *, clients: int, seconds: float) -> dict
 
 
 def measure(model: Path, faces: list[bytes], folder: Path, *, max_batch: int, args) -> dict:
-    service = Service(model, folder, max_batch, args.max_wait_ms)
+    service = Service(model, folder, max_batch, args.max_wait_ms, args.server_faces)
     try:
         load(service.port, faces, clients=args.clients, seconds=min(args.warmup, args.seconds))  # warm up
         result = load(service.port, faces, clients=args.clients, seconds=args.seconds)
@@ -183,6 +186,9 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
     parser.add_argument("--max-batch", type=int, default=32, help="the service's --max-batch (default 32)")
     parser.add_argument("--max-wait-ms", type=float, default=2.0, help="the service's --max-wait-ms (default 2)")
+    parser.add_argument("--server-faces", choices=("auto", "crop", "whole"),
+                        help="the service's --faces (default: as the model was trained); whole: the uploads "
+                        "are face crops, no detector runs")
     parser.add_argument("--compare", action="store_true", help="also run with --max-batch 1 and give the speed-up")
     parser.add_argument("--train-epochs", type=int, default=2, help="epochs of the model trained without --model")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")

@@ -123,3 +123,14 @@ def test_command_line_mistakes_are_one_line(model_copy, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["serve", str(model_copy), "--port", "70000"])
     assert "a port is at most 65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("logged", [False, True])
+def test_requests_are_logged_only_when_asked(serve, model_copy, faces, logged):
+    server = serve(model_copy, *(["--access-log"] if logged else []))
+    assert server.post_image("/identify", png(faces[0])).status == 200
+    assert server.request("GET", "/nowhere").status == 404
+    server.stop()
+    log = server.log.read_text()
+    assert ('"POST /identify HTTP/1.1" 200' in log) is logged
+    assert "pyface: serving on" in log

@@ -76,3 +76,37 @@ def test_identify_on_a_gallery_answers_exactly_as_the_gallery(serve, orl_model, 
     np.testing.assert_allclose([a.json["score"] for a in answers], scores, rtol=0, atol=1e-6)
     assert 0 < sum(a.json["known"] for a in answers) < len(answers)  # both answers occur
     assert load_model(orl_model).enrolled == {}  # the people went to the gallery, not the model file
+
+
+@pytest.mark.parametrize("faces", ["whole", "auto"])
+def test_a_server_told_how_to_find_faces_answers_orl_as_the_library(serve, orl_model, att_faces_dir, faces):
+    # ORL images are face crops: the library's default ("auto") leaves them whole, so a server told
+    # that uploads are face crops (no detector at all) must give the very same answers.
+    server = serve(orl_model, "--faces", faces)
+    reference = load_model(orl_model)
+    probes = [att_faces_dir / f"s{k}" / f"{i}.pgm" for k in (*TRAINED[:10], *STRANGERS) for i in (9, 10)]
+    names, scores = reference.identify(probes)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda f: server.post_image("/identify", f.read_bytes(), "image/x-portable-graymap"),
+                                probes))
+    assert [a.json["name"] for a in answers] == list(names)
+    np.testing.assert_allclose([a.json["score"] for a in answers], scores, rtol=0, atol=1e-6)
+    pairs = [(probes[0], probes[1]), (probes[0], probes[-1])]
+    for a, b in pairs:
+        same, score = reference.verify(a, b)
+        answer = server.post_form("/verify", [("a", a.name, a.read_bytes()), ("b", b.name, b.read_bytes())])
+        assert answer.status == 200 and answer.json["same"] == same
+        assert answer.json["score"] == pytest.approx(score, abs=1e-6)
+
+
+def test_a_server_that_never_looks_for_faces_reads_photos_whole(serve, orl_model, lfw_dir):
+    # With --faces whole a photo is read whole, as a model trained with detect_faces=False reads it.
+    photo = next(iter(sorted(lfw_dir.glob("*/*.jpg"))))
+    server = serve(orl_model, "--faces", "whole")
+    whole = load_model(orl_model)
+    whole.preprocessor = Preprocessor.from_dict({**whole.preprocessor.to_dict(), "detect_faces": False})
+    cropped = load_model(orl_model)
+    answer = server.post_image("/identify", photo.read_bytes(), "image/jpeg")
+    assert answer.status == 200
+    assert answer.json["score"] == pytest.approx(whole.identify(photo)[1][0], abs=1e-6)
+    assert answer.json["score"] != pytest.approx(cropped.identify(photo)[1][0], abs=1e-4)

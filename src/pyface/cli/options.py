@@ -6,7 +6,10 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["int_at_least", "fraction", "positive_float", "threshold_option"]
+__all__ = ["FACES", "int_at_least", "fraction", "positive_float", "threshold_option"]
+
+# --faces: the Preprocessor's detect_faces for each choice.
+FACES = {"auto": "auto", "crop": True, "whole": False}
 
 
 def int_at_least(low: int) -> Callable[[str], int]:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .common import UserError, load_model
-from .options import int_at_least, positive_float
+from .options import FACES, int_at_least, positive_float
 
 TOKEN_VARIABLE = "PYFACE_TOKEN"
 
@@ -55,6 +55,12 @@ def add_parser(commands, common) -> None:
                    help="faces embedded in one kernel call at most (default 32; 1: no batching)")
     p.add_argument("--max-wait-ms", type=_milliseconds, default=2.0,
                    help="milliseconds a batch waits for more faces after its first (default 2)")
+    p.add_argument("--access-log", action="store_true", help="log a line for every request (default: only errors "
+                   "and the start and end of the service)")
+    p.add_argument("--faces", choices=tuple(FACES),
+                   help="face detection on uploads (default: as the model was trained): auto finds the face "
+                   "unless the image already is a face crop; crop always crops to the largest face; whole "
+                   "never looks, for cameras that send face crops (several times faster per face)")
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -96,8 +102,14 @@ def run(args: argparse.Namespace) -> int:
                         "pip install 'pyface[serve]'") from None
     token = _token(args)
     model = load_model(args.model)
-    service = Service(_store(args, model), model, limits=ImageLimits(max_pixels=int(args.max_megapixels * 1e6)),
-                      max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000)
+    store = _store(args, model)
+    try:
+        service = Service(store, model, limits=ImageLimits(max_pixels=int(args.max_megapixels * 1e6)),
+                          max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000,
+                          detect_faces=None if args.faces is None else FACES[args.faces])
+    except RuntimeError as error:  # --faces auto or crop with an OpenCV that has no face detector
+        store.close()
+        raise UserError(str(error)) from None
     app = create_app(service, model_name=Path(args.model).name, token=token,
                      max_body_bytes=int(args.max_body_mb * 1e6))
     if token is None and not _is_loopback(args.host):
@@ -107,5 +119,5 @@ def run(args: argparse.Namespace) -> int:
         sock = server.bind(args.host, args.port)
     except OSError as error:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
-    server.run(app, sock)
+    server.run(app, sock, access_log=args.access_log)
     return 0

@@ -13,7 +13,7 @@ import numpy as np
 
 from .common import (UserError, count, existing_folder, load_faces, output_file, percent, plot_or_say,
                      progress_quiet, say, sibling)
-from .options import fraction, int_at_least, positive_float
+from .options import FACES, fraction, int_at_least, positive_float
 
 __all__ = ["add_parser", "run", "resume_command"]
 
@@ -46,7 +46,7 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the split and the training (default 0)")
     p.add_argument("--size", type=int_at_least(8), default=64, help="side of the square images the network reads "
                    "(default 64)")
-    p.add_argument("--faces", choices=tuple(_FACES), default="auto",
+    p.add_argument("--faces", choices=tuple(FACES), default="auto",
                    help="auto (default): crop photos to their largest face and leave face crops whole; "
                    "crop: crop every image to its largest face; whole: never look for faces")
     p.add_argument("--detect-faces", dest="faces", action="store_const", const="crop",
@@ -65,16 +65,12 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                    "give the same folder and options as the interrupted command")
 
 
-# --faces: the Preprocessor's detect_faces for each choice.
-_FACES = {"auto": "auto", "crop": True, "whole": False}
-
-
 def _faces(args: argparse.Namespace, folder: Path):
     """The training and held-out images of ``folder``, with what was loaded said."""
     from ..data.preprocess import Preprocessor
 
     try:
-        preprocessor = Preprocessor(size=args.size, detect_faces=_FACES[args.faces])
+        preprocessor = Preprocessor(size=args.size, detect_faces=FACES[args.faces])
     except RuntimeError as exc:  # no face detector in this OpenCV
         raise UserError(str(exc)) from exc
     dataset = load_faces(folder, preprocessor)

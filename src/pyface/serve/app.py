@@ -99,13 +99,7 @@ async def verify(request: Request) -> Response:
     service = _service(request)
     uploads = await form_files(request, ("a", "b"))
 
-    def decode_both():
-        images = [service.decode(uploads[f][0]) for f in ("a", "b")]
-        for field, image in zip(("a", "b"), images):
-            service.preprocess(image, uploads[field][0].label)  # a clear 400 now rather than inside the model
-        return images
-
-    a, b = await run_in_threadpool(decode_both)
+    a, b = await run_in_threadpool(lambda: [service.face(uploads[field][0]) for field in ("a", "b")])
     return JSONResponse(await service.verify(a, b))
 
 

@@ -14,6 +14,7 @@ import functools
 
 import numpy as np
 
+from ..data.preprocess import Preprocessor
 from ..recognition.recognizer import UNKNOWN, FaceRecognizer
 from .batcher import MicroBatcher
 from .errors import ClientError
@@ -38,14 +39,21 @@ class Service:
         Faces per kernel call at most; 1 answers one face per call.
     max_wait : float, default 0.002
         Seconds a batch waits for more faces after its first.
+    detect_faces : {"auto", True, False} or None, default None
+        Face detection on uploads (:class:`pyface.Preprocessor`'s ``detect_faces``); None
+        does as the model was trained. False suits cameras that send face crops: no
+        detector runs, which on a face crop costs several times what the network does.
     """
 
     def __init__(self, store, model: FaceRecognizer, *, limits: ImageLimits, max_batch: int = 32,
-                 max_wait: float = 0.002):
+                 max_wait: float = 0.002, detect_faces: bool | str | None = None):
         self.store = store
         self.model = model
         self.limits = limits
-        self.preprocess = FacePreprocessor(model.preprocessor)
+        preprocessor = model.preprocessor
+        if detect_faces is not None and detect_faces != preprocessor.detect_faces:
+            preprocessor = Preprocessor.from_dict({**preprocessor.to_dict(), "detect_faces": detect_faces})
+        self.preprocess = FacePreprocessor(preprocessor)
         self.kernel = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pyface-kernel")
         self.identifier = MicroBatcher(self._identify_batch, executor=self.kernel, max_batch=max_batch,
                                        max_wait=max_wait)
@@ -108,13 +116,14 @@ class Service:
 
     def _verify(self, a: np.ndarray, b: np.ndarray) -> dict:
         try:
-            same, score = self.model.verify(a, b)
+            same, score = self.model.verify(as_faces([a], self.model.preprocessor),
+                                            as_faces([b], self.model.preprocessor))
         except ValueError as error:  # a model without a verification threshold
             raise ClientError(409, str(error)) from None
         return {"same": bool(same), "score": score, "threshold": self.model.verify_threshold}
 
     async def verify(self, a: np.ndarray, b: np.ndarray) -> dict:
-        """``{"same", "score", "threshold"}`` for two decoded images."""
+        """``{"same", "score", "threshold"}`` for two preprocessed faces."""
         return await self._on_kernel(self._verify, a, b)
 
     # ------------------------------------------------------------------ the people
