@@ -116,6 +116,8 @@ def test_a_model_file_is_loaded_once_per_worker_with_its_share_of_threads(distri
     assert len(loaded) == 2 and all(len(d) == len(set(d)) for d in loaded.values())
     assert workers.model_digest(path) in digests
     assert set(dask_client.run(pyface.get_num_threads).values()) == {1}
+    # OpenCV too (decoding, face detection): by default it would use every core of the machine.
+    assert set(dask_client.run(cv2.getNumThreads).values()) == {1}
 
 
 def test_results_go_to_parquet_partition_by_partition(distributed, dask_client, tiny_model, photos, listed, tmp_path):

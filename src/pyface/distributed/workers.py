@@ -18,6 +18,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import cv2
+
 from ..kernel.runtime import set_num_threads
 from ..recognition.recognizer import FaceRecognizer, load_model
 
@@ -81,7 +83,13 @@ def loaded_models() -> list[str]:
 
 
 def worker_model(data: bytes, digest: str) -> FaceRecognizer:
-    """The recognizer of the model file ``data``, loaded once per worker process."""
+    """The recognizer of the model file ``data``, loaded once per worker process.
+
+    Also keeps OpenCV's decoding and face detection to the worker's share of the cores:
+    by default OpenCV spreads them over every core of the machine, which workers sharing
+    it would oversubscribe.
+    """
+    cv2.setNumThreads(worker_threads())
     with _models_lock:
         model = _models.get(digest)
         if model is None:
