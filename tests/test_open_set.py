@@ -107,6 +107,17 @@ def test_identification_scores_by_hand():
     np.testing.assert_allclose(impostor, [-1.0, 0.0, 0.0], atol=1e-12)
 
 
+def test_identification_scores_against_a_gallery_by_hand():
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    gallery = np.array([[0.6, 0.8], [0.0, -1.0]])  # templates of two more people
+    genuine, impostor = identification_scores(emb, np.array([0, 0, 1]), gallery=gallery)
+    np.testing.assert_allclose(genuine, [0.0, 0.0], atol=1e-12)
+    # a's faces: best of b (-1, 0) and the gallery (0.6; 0.8); b: best of a's faces (0) and the gallery (0).
+    np.testing.assert_allclose(impostor, [0.6, 0.8, 0.0], atol=1e-12)
+    empty = identification_scores(emb, np.array([0, 0, 1]), gallery=np.zeros((0, 2)))
+    np.testing.assert_allclose(empty[1], [-1.0, 0.0, 0.0], atol=1e-12)
+
+
 def test_pair_and_identification_scores_do_not_depend_on_the_block_of_rows(monkeypatch):
     rng = np.random.default_rng(0)
     emb = rng.standard_normal((50, 4))
@@ -118,7 +129,10 @@ def test_pair_and_identification_scores_do_not_depend_on_the_block_of_rows(monke
     np.testing.assert_allclose(whole[0][0], scores[labels[i] == labels[j]])
     np.testing.assert_allclose(whole[0][1], scores[labels[i] != labels[j]])
     monkeypatch.setattr(open_set, "_ROWS", 7)
-    for a, b in zip(whole, (pair_scores(emb, labels), identification_scores(emb, labels))):
+    gallery = emb[:5][::-1]
+    whole = (*whole, identification_scores(emb, labels, gallery=gallery))
+    for a, b in zip(whole, (pair_scores(emb, labels), identification_scores(emb, labels),
+                            identification_scores(emb, labels, gallery=gallery))):
         np.testing.assert_allclose(a[0], b[0], rtol=1e-12)
         np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
 

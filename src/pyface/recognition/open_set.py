@@ -112,20 +112,27 @@ def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float | None:
     return equal_error_rate(*roc_curve(genuine, impostor))[1]
 
 
-def identification_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *,
+                          gallery: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the open-set rule on labelled unit ``embeddings`` (N, d), each face left out in turn.
 
     Genuine: each face's best score among the other faces of its person (people with
     one face give none). Impostor: each face's best score among the other people's
-    faces, as if it were a stranger to the gallery. Returns (genuine, impostor), each 1-D.
+    faces, and among ``gallery`` (M, d), unit templates of yet other people, when given:
+    a stranger meets the whole gallery of a model, and the more people it holds, the
+    likelier one of them looks like the stranger. Returns (genuine, impostor), each 1-D.
     """
     labels = np.asarray(labels)
+    others = None if gallery is None or not len(gallery) else np.asarray(gallery, dtype=np.float64)
     genuine, impostor = [np.zeros(0)], [np.zeros(0)]
     for rows, scores in _score_rows(embeddings):
         same = labels[rows][:, None] == labels[None, :]
         scores[np.arange(len(rows)), rows] = -np.inf
         genuine.append(np.where(same, scores, -np.inf).max(axis=1))
-        impostor.append(np.where(same, -np.inf, scores).max(axis=1))
+        best_other = np.where(same, -np.inf, scores).max(axis=1)
+        if others is not None:
+            best_other = np.maximum(best_other, (np.asarray(embeddings, np.float64)[rows] @ others.T).max(axis=1))
+        impostor.append(best_other)
     genuine, impostor = np.concatenate(genuine), np.concatenate(impostor)
     return genuine[np.isfinite(genuine)], impostor[np.isfinite(impostor)]
 
