@@ -21,8 +21,8 @@ _MIN_FACE_FRACTION = 0.1
 _FACE_CROP_FRACTION = 0.6
 # Before the full search, "auto" looks on a copy this many pixels wide for a face spanning at
 # least this share of it: a few large windows, under a millisecond, where the full search costs
-# 6 ms on an ORL image. Measured on ORL and 1,500 LFW photos: it settles three in four face
-# crops and never calls a photo a face crop; what it misses goes on to the full search.
+# 6 ms on an ORL image. It settles three in four ORL images and calls one of the 10,210 LFW
+# photos a face crop (its face spans 0.58 of the width); what it misses goes on to the full search.
 _QUICK_LOOK_WIDTH = 56
 _QUICK_LOOK_FRACTION = 0.7
 # Detection runs on a copy whose longer side is at most this: as reliable for faces of
