@@ -106,6 +106,11 @@ def _quantize(grey: np.ndarray, *, stretch: bool) -> np.ndarray:
     return np.clip(np.rint(grey * 255.0), 0, 255).astype(np.uint8)
 
 
+def _shrunk(grey: np.ndarray, scale: float) -> np.ndarray:
+    """``grey`` scaled by ``scale`` (at most 1), or itself at 1."""
+    return grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
 def _resize(grey: np.ndarray, size: int) -> np.ndarray:
     h, w = grey.shape
     shrinking = h >= size and w >= size
@@ -215,20 +220,20 @@ class Preprocessor:
         if self._cascade is None:
             raise RuntimeError("finding faces needs a Preprocessor made with detect_faces=True or 'auto'")
         scale = min(1.0, _DETECT_SIDE / max(grey.shape))
-        small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        min_side = max(1, int(_MIN_FACE_FRACTION * min(small.shape)))
-        boxes = self._cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+        small = _shrunk(grey, scale)
+        boxes = self._detect(small, max(1, int(_MIN_FACE_FRACTION * min(small.shape))))
         found = [tuple(int(round(v / scale)) for v in box) for box in boxes]
         return sorted(found, key=lambda box: -box[2] * box[3])
 
     def _spans_the_image(self, grey: np.ndarray) -> bool:
         """Whether a quick look finds one face spanning most of the width: a face crop."""
-        scale = min(1.0, _QUICK_LOOK_WIDTH / grey.shape[1])
-        small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        small = _shrunk(grey, min(1.0, _QUICK_LOOK_WIDTH / grey.shape[1]))
         side = int(np.ceil(_QUICK_LOOK_FRACTION * small.shape[1]))
-        if side > min(small.shape):
-            return False
-        return len(self._cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))) > 0
+        return side <= min(small.shape) and len(self._detect(small, side)) > 0
+
+    def _detect(self, grey: np.ndarray, min_side: int) -> np.ndarray:
+        """Faces (x, y, w, h) of at least ``min_side`` pixels a side in ``grey``, as the cascade finds them."""
+        return self._cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
 
     def find_face(self, grey: np.ndarray) -> tuple[int, int, int, int] | None:
         """Largest face in a uint8 (H, W) grey image as (x, y, w, h) in pixels, or None."""

@@ -123,15 +123,16 @@ def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *,
     likelier one of them looks like the stranger. Returns (genuine, impostor), each 1-D.
     """
     labels = np.asarray(labels)
+    e = np.asarray(embeddings, dtype=np.float64)
     others = None if gallery is None or not len(gallery) else np.asarray(gallery, dtype=np.float64)
     genuine, impostor = [np.zeros(0)], [np.zeros(0)]
-    for rows, scores in _score_rows(embeddings):
+    for rows, scores in _score_rows(e):
         same = labels[rows][:, None] == labels[None, :]
         scores[np.arange(len(rows)), rows] = -np.inf
         genuine.append(np.where(same, scores, -np.inf).max(axis=1))
         best_other = np.where(same, -np.inf, scores).max(axis=1)
         if others is not None:
-            best_other = np.maximum(best_other, (np.asarray(embeddings, np.float64)[rows] @ others.T).max(axis=1))
+            best_other = np.maximum(best_other, (e[rows] @ others.T).max(axis=1))
         impostor.append(best_other)
     genuine, impostor = np.concatenate(genuine), np.concatenate(impostor)
     return genuine[np.isfinite(genuine)], impostor[np.isfinite(impostor)]
