@@ -120,6 +120,27 @@ def test_a_model_file_is_loaded_once_per_worker_with_its_share_of_threads(distri
     assert set(dask_client.run(cv2.getNumThreads).values()) == {1}
 
 
+def _page_faults_of_megabyte_arrays(rounds=50):
+    import resource
+
+    import numpy as np
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        np.ones(1 << 18, dtype=np.float32).sum()  # 1 MB, written then freed, as a batch's temporaries
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+def test_workers_reuse_freed_batch_memory(distributed, dask_client, tiny_model, listed):
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_ set, which pins glibc's mmap threshold
+    # at 128 kB: each 1 MB array would be 256 fresh pages. After a job, pyface's workers reuse them.
+    assert set(dask_client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {"65536"}
+    distributed.predict_files(tiny_model, listed[:2], client=dask_client, quiet=True)
+    faults = dask_client.run(_page_faults_of_megabyte_arrays)
+    assert len(faults) == 2 and max(faults.values()) < 50 * 256 // 10, faults
+
+
 def test_results_go_to_parquet_partition_by_partition(distributed, dask_client, tiny_model, photos, listed, tmp_path):
     out = tmp_path / "results.parquet"
     failed = distributed.predict_files(tiny_model, photos, client=dask_client, partition_size=3, out=out,

@@ -23,6 +23,7 @@ from .kernel import runtime as _runtime
 from .kernel import lstm
 
 from .kernel import reference
+from .kernel.malloc import M_MMAP_MAX, M_TRIM_THRESHOLD, set_malloc_option
 
 __all__ = ["CONFIGS", "IMPLS", "Stack", "flops", "fma_peak", "keep_freed_memory", "median_seconds", "run", "format_table", "report", "main"]
 
@@ -138,16 +139,7 @@ def keep_freed_memory() -> bool:
     With mmap off and trimming off, every implementation is timed with its memory warm.
     Returns False where this is not glibc (the setting then stays as it was).
     """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's <malloc.h>
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    return set_malloc_option(M_MMAP_MAX, 0) and set_malloc_option(M_TRIM_THRESHOLD, 2**31 - 1)
 
 
 def set_threads(n: int) -> None:
