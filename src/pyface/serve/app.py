@@ -91,7 +91,7 @@ async def identify(request: Request) -> Response:
     service = _service(request)
     k = _k_option(request)
     (upload,) = await body_or_form(request, "image")
-    face = await run_in_threadpool(service.face, upload)
+    (face,) = await service.faces([upload])
     return JSONResponse(await service.identify(face, k))
 
 
@@ -99,7 +99,7 @@ async def verify(request: Request) -> Response:
     service = _service(request)
     uploads = await form_files(request, ("a", "b"))
 
-    a, b = await run_in_threadpool(lambda: [service.face(uploads[field][0]) for field in ("a", "b")])
+    a, b = await service.faces([uploads["a"][0], uploads["b"][0]])
     return JSONResponse(await service.verify(a, b))
 
 
@@ -113,7 +113,7 @@ async def enroll(request: Request) -> Response:
     name = _person(request)
     service = _service(request)
     uploads = await body_or_form(request, "images", many=True)
-    faces = await run_in_threadpool(lambda: [service.face(upload) for upload in uploads])
+    faces = await service.faces(uploads)
     count = await service.enroll(name, faces)
     people = await run_in_threadpool(len, service.store)
     return JSONResponse({"name": name, "images": count, "people": people}, status_code=201)

@@ -3,7 +3,10 @@
 Every call into the kernel (identification, search, verification, enrolment) runs
 on one worker thread: the kernel already spreads each call over all cores, and
 two calls at once would only fight for them. Decoding and preprocessing an upload
-is per request, on the event loop's thread pool, so it overlaps the kernel's work.
+is per request, on the service's own preprocessing threads, so it overlaps the
+kernel's work. Its own executor rather than the ASGI framework's thread pool: at
+hundreds of requests a second, the event loop is the bottleneck, and AnyIO's
+thread hand-off (cancel scopes, capacity limiter) cost a sixth of its time.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
 
 import numpy as np
 
@@ -55,6 +59,8 @@ class Service:
             preprocessor = Preprocessor.from_dict({**preprocessor.to_dict(), "detect_faces": detect_faces})
         self.preprocess = FacePreprocessor(preprocessor)
         self.kernel = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pyface-kernel")
+        self.preprocessing = concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1,
+                                                                   thread_name_prefix="pyface-preprocess")
         self.identifier = MicroBatcher(self._identify_batch, executor=self.kernel, max_batch=max_batch,
                                        max_wait=max_wait)
         self.searcher = MicroBatcher(self._search_batch, executor=self.kernel, max_batch=max_batch,
@@ -64,6 +70,7 @@ class Service:
         await self.identifier.close()
         await self.searcher.close()
         self.kernel.shutdown(wait=True)
+        self.preprocessing.shutdown(wait=True)
         self.store.close()  # after the last kernel call: a gallery's connection ends cleanly
 
     async def _on_kernel(self, function, *args):
@@ -78,6 +85,11 @@ class Service:
     def face(self, upload: Upload) -> np.ndarray:
         """The uploaded image decoded and preprocessed (call on a worker thread)."""
         return self.preprocess(self.decode(upload), upload.label)
+
+    async def faces(self, uploads: list[Upload]) -> list[np.ndarray]:
+        """The uploads decoded and preprocessed, in order, on a preprocessing thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.preprocessing, lambda: [self.face(upload) for upload in uploads])
 
     # ------------------------------------------------------------------ batched on the kernel thread
 
