@@ -29,6 +29,18 @@ def test_round_trip_predicts_identically(tiny_model, saved, make_dataset):
     assert sorted(os.listdir(saved.parent)) == ["faces.pyface"]
 
 
+def test_round_trip_keeps_the_convolutional_front_end(tmp_path, make_dataset, tiny):
+    from pyface.training import train
+
+    faces = make_dataset(per_class=4)
+    model = train(faces, epochs=2, quiet=True, **{**tiny, "conv_channels": 3, "conv_stride": 2})
+    model.save(tmp_path / "conv.pyface")
+    loaded = load_model(tmp_path / "conv.pyface")
+    assert loaded.network.arch.conv_channels == 3
+    np.testing.assert_array_equal(loaded.network.params["conv.weight"], model.network.params["conv.weight"])
+    np.testing.assert_array_equal(loaded.predict_proba(faces), model.predict_proba(faces))
+
+
 def test_file_is_a_plain_npz_with_json_metadata(saved):
     with np.load(saved, allow_pickle=False) as npz:
         metadata = json.loads(str(npz["metadata"]))

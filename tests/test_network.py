@@ -6,11 +6,13 @@ from pyface.nn.functional import softmax, softmax_cross_entropy
 from pyface.nn.network import Architecture, Network, init_parameters
 
 CONFIGS = [
-    # views, bidirectional, num_layers, pooling, head
-    (("rows", "columns"), True, 2, "mean", "dense"),
-    (("rows",), False, 2, "last", "dense"),
-    (("columns",), True, 1, "last", "dense"),
-    (("rows", "columns"), True, 1, "mean", "cosine"),
+    # views, bidirectional, num_layers, pooling, head, conv_channels, conv_stride
+    (("rows", "columns"), True, 2, "mean", "dense", 0, 2),
+    (("rows",), False, 2, "last", "dense", 0, 2),
+    (("columns",), True, 1, "last", "dense", 0, 2),
+    (("rows", "columns"), True, 1, "mean", "cosine", 0, 2),
+    (("rows", "columns"), True, 2, "mean", "dense", 2, 2),
+    (("columns",), False, 1, "last", "cosine", 3, 1),
 ]
 
 
@@ -20,11 +22,13 @@ def _loss(net, images, labels, weights, mask_seed):
     return loss, dlogits, cache
 
 
-@pytest.mark.parametrize("views,bidirectional,num_layers,pooling,head", CONFIGS)
-def test_backward_matches_finite_differences(views, bidirectional, num_layers, pooling, head):
+@pytest.mark.parametrize("views,bidirectional,num_layers,pooling,head,conv_channels,conv_stride", CONFIGS)
+def test_backward_matches_finite_differences(views, bidirectional, num_layers, pooling, head, conv_channels,
+                                             conv_stride):
     # float64 through the NumPy reference, so central differences are accurate to ~1e-9.
     arch = Architecture(n_classes=3, image_size=5, hidden_size=3, num_layers=num_layers,
-                        bidirectional=bidirectional, views=views, pooling=pooling, dropout=0.25, head=head)
+                        bidirectional=bidirectional, views=views, pooling=pooling, dropout=0.25, head=head,
+                        conv_channels=conv_channels, conv_stride=conv_stride)
     rng = np.random.default_rng(0)
     params = init_parameters(arch, rng, dtype=np.float64)
     for value in params.values():  # break the zero and one biases so every path carries gradient
@@ -48,6 +52,68 @@ def test_backward_matches_finite_differences(views, bidirectional, num_layers, p
             flat[i] = old
             numeric = (up - down) / (2 * eps)
             assert grads[name].reshape(-1)[i] == pytest.approx(numeric, rel=1e-5, abs=1e-8), name
+
+
+@pytest.mark.parametrize("conv_channels,conv_stride", [(0, 2), (2, 2), (2, 1)])
+def test_pixel_gradients_match_finite_differences(conv_channels, conv_stride):
+    arch = Architecture(n_classes=3, image_size=5, hidden_size=3, num_layers=1, dropout=0.0,
+                        conv_channels=conv_channels, conv_stride=conv_stride)
+    rng = np.random.default_rng(3)
+    params = init_parameters(arch, rng, dtype=np.float64)
+    for value in params.values():
+        value += rng.normal(0, 0.3, value.shape)
+    net = Network(arch, params, kernel=reference)
+    images = rng.random((2, 5, 5))
+    pick = np.array([[1.0, 0, 0], [0, 0, 1.0]])  # d(score of person 0 for image 0 + person 2 for image 1)
+    pixels, _ = net.image_gradients(images, lambda scores: pick)
+    eps = 1e-6
+    for n, i, j in [(0, 0, 0), (0, 2, 3), (1, 4, 4), (1, 1, 2)]:
+        up, down = images.copy(), images.copy()
+        up[n, i, j] += eps
+        down[n, i, j] -= eps
+        numeric = ((net.forward(up)[0] * pick).sum() - (net.forward(down)[0] * pick).sum()) / (2 * eps)
+        assert pixels[n, i, j] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_convolution_is_the_textbook_sum(stride):
+    from pyface.nn.conv import conv_forward, output_size
+
+    rng = np.random.default_rng(4)
+    images = rng.normal(size=(2, 7, 7))
+    weight, bias = rng.normal(size=(3, 9)), rng.normal(size=3)
+    maps, _ = conv_forward(images, weight, bias, stride)
+    out = output_size(7, stride)
+    assert maps.shape == (2, out, out, 3)
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
+    for n in range(2):
+        for c in range(3):
+            for i in range(out):
+                for j in range(out):
+                    window = padded[n, i * stride : i * stride + 3, j * stride : j * stride + 3]
+                    expected = max(float((window.reshape(-1) * weight[c]).sum() + bias[c]), 0.0)
+                    assert maps[n, i, j, c] == pytest.approx(expected, abs=1e-12)
+
+
+def test_convolution_front_end_shapes_what_the_lstms_read():
+    arch = Architecture(n_classes=3, image_size=64, hidden_size=8, conv_channels=8, conv_stride=2)
+    assert (arch.sequence_length, arch.step_size) == (32, 256)
+    shapes = arch.parameter_shapes()
+    assert shapes["conv.weight"] == (8, 9) and shapes["rows.0.fwd.w_ih"] == (32, 256)
+    plain = Architecture(n_classes=3, image_size=64, hidden_size=8)
+    assert (plain.sequence_length, plain.step_size) == (64, 64) and "conv.weight" not in plain.parameter_shapes()
+    # Files written before the front end existed load as networks reading pixels.
+    old = {k: v for k, v in plain.to_dict().items() if not k.startswith("conv_")}
+    assert Architecture.from_dict(old) == plain
+
+
+def test_native_kernel_gives_the_reference_scores_with_the_convolution():
+    arch = Architecture(n_classes=4, image_size=12, hidden_size=8, conv_channels=4)
+    params = init_parameters(arch, np.random.default_rng(1))
+    images = np.random.default_rng(2).random((5, 12, 12), dtype=np.float32)
+    native, _ = Network(arch, params).forward(images)
+    ref, _ = Network(arch, params, kernel=reference).forward(images)
+    np.testing.assert_allclose(native, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_native_kernel_gives_the_reference_scores():
@@ -104,7 +170,8 @@ def test_wrong_image_size_is_rejected():
 
 
 @pytest.mark.parametrize("bad", [{"pooling": "max"}, {"views": ("diagonals",)}, {"views": ()},
-                                 {"dropout": 1.0}, {"num_layers": 0}, {"hidden_size": 0}])
+                                 {"dropout": 1.0}, {"num_layers": 0}, {"hidden_size": 0},
+                                 {"conv_channels": -1}, {"conv_channels": 2.5}, {"conv_stride": 3}])
 def test_architecture_rejects_bad_settings(bad):
     with pytest.raises(ValueError):
         Architecture(n_classes=3, **bad)

@@ -40,6 +40,8 @@ class LSTMFaceClassifier:
         dropout=_D["dropout"],
         head=_D["head"],
         cosine_scale=_D["cosine_scale"],
+        conv_channels=_D["conv_channels"],
+        conv_stride=_D["conv_stride"],
         epochs=_D["epochs"],
         batch_size=_D["batch_size"],
         learning_rate=_D["learning_rate"],
@@ -69,6 +71,8 @@ class LSTMFaceClassifier:
         self.dropout = dropout
         self.head = head
         self.cosine_scale = cosine_scale
+        self.conv_channels = conv_channels
+        self.conv_stride = conv_stride
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

@@ -33,6 +33,9 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int_at_least(1), help=f"stacked LSTM layers (default {trained['num_layers']})")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help=f"also read every sequence backwards (default {trained['bidirectional']})")
+    p.add_argument("--conv", type=int_at_least(0), metavar="CHANNELS",
+                   help="channels of a 3x3 convolution the LSTMs read instead of the pixels "
+                   f"(default {trained['conv_channels']}: none)")
     p.add_argument("--batch-size", type=int_at_least(1), help=f"images per step (default {trained['batch_size']})")
     p.add_argument("--learning-rate", type=positive_float,
                    help=f"peak learning rate (default {trained['learning_rate']})")
@@ -97,7 +100,7 @@ def _options(args: argparse.Namespace) -> dict:
     options = {
         "epochs": args.epochs, "hidden_size": args.hidden, "num_layers": args.layers,
         "bidirectional": args.bidirectional, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "precision": args.precision,
+        "precision": args.precision, "conv_channels": args.conv,
     }
     options = {name: value for name, value in options.items() if value is not None}
     if args.no_augment:

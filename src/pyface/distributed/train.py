@@ -76,7 +76,7 @@ def train(data, labels=None, *, client=None, shards: int | None = None, names=No
           preprocessor: Preprocessor | None = None, validation_data=None,
           hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
           views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.2,
-          head: str = "dense", cosine_scale: float = 16.0,
+          head: str = "dense", cosine_scale: float = 16.0, conv_channels: int = 0, conv_stride: int = 2,
           epochs: int = 100, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
           warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
           label_smoothing: float = 0.1, class_weight: str | None = "balanced",

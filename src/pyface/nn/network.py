@@ -10,6 +10,10 @@ The ``cosine`` head scores a person by the cosine between the summary and that
 person's weight row instead (times a fixed scale), which trains summaries whose
 direction, not length, tells people apart: what face verification compares.
 
+With ``conv_channels`` > 0 the readings are of a convolutional front end instead of
+the pixels (:mod:`pyface.nn.conv`): a 3 x 3 convolution with ReLU and ``conv_stride``,
+whose maps (S', S', C) are read as S' rows of S' x C values, and as S' columns.
+
 The LSTM layers run through the native kernel; everything else is NumPy.
 """
 
@@ -21,6 +25,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from ..kernel.blas import one_blas_thread
+from .conv import KERNEL, conv_backward, conv_forward, output_size
 from .functional import unit_rows, unit_rows_backward
 
 VIEWS = ("rows", "columns")
@@ -45,6 +50,9 @@ class Architecture:
     # Files written before the head was an option have no such field: they are "dense".
     head: str = "dense"
     cosine_scale: float = 16.0
+    # Files written before the front end existed have neither field: the LSTMs read pixels.
+    conv_channels: int = 0
+    conv_stride: int = 2
 
     def __post_init__(self):
         object.__setattr__(self, "views", tuple(self.views))
@@ -66,6 +74,20 @@ class Architecture:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if not self.cosine_scale > 0:
             raise ValueError(f"cosine_scale must be positive, got {self.cosine_scale}")
+        if isinstance(self.conv_channels, bool) or not isinstance(self.conv_channels, int) or self.conv_channels < 0:
+            raise ValueError(f"conv_channels must be a whole number >= 0 (0: no convolution), got {self.conv_channels!r}")
+        if isinstance(self.conv_stride, bool) or not isinstance(self.conv_stride, int) or self.conv_stride not in (1, 2):
+            raise ValueError(f"conv_stride must be 1 or 2, got {self.conv_stride!r}")
+
+    @property
+    def sequence_length(self) -> int:
+        """Timesteps of every reading: the rows (or columns) the LSTMs read."""
+        return output_size(self.image_size, self.conv_stride) if self.conv_channels else self.image_size
+
+    @property
+    def step_size(self) -> int:
+        """Values the first LSTM layer reads per timestep."""
+        return self.sequence_length * self.conv_channels if self.conv_channels else self.image_size
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -91,9 +113,12 @@ class Architecture:
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         H = self.hidden_size
         shapes = {}
+        if self.conv_channels:
+            shapes["conv.weight"] = (self.conv_channels, KERNEL * KERNEL)
+            shapes["conv.bias"] = (self.conv_channels,)
         for view in self.views:
             for layer in range(self.num_layers):
-                inputs = self.image_size if layer == 0 else H * len(self.directions)
+                inputs = self.step_size if layer == 0 else H * len(self.directions)
                 for direction in self.directions:
                     prefix = f"{view}.{layer}.{direction}"
                     shapes[f"{prefix}.w_ih"] = (4 * H, inputs)
@@ -122,7 +147,7 @@ def _orthogonal_blocks(rng: np.random.Generator, H: int) -> np.ndarray:
 
 
 def init_parameters(arch: Architecture, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
-    """Glorot input weights, orthogonal recurrent weights, forget-gate bias 1."""
+    """Glorot input weights, orthogonal recurrent weights, forget-gate bias 1, He convolution weights."""
     H = arch.hidden_size
     params = {}
     for name, shape in arch.parameter_shapes().items():
@@ -135,6 +160,9 @@ def init_parameters(arch: Architecture, rng: np.random.Generator, dtype=np.float
             value[H : 2 * H] = 1.0  # remember by default until the data says otherwise
         elif name == "dense.weight":
             value = _glorot(rng, *shape)
+        elif name == "conv.weight":
+            # He: the ReLU halves the variance, which twice the fan-in's share restores.
+            value = rng.standard_normal(shape) * np.sqrt(2.0 / shape[1])
         else:
             value = np.zeros(shape)
         params[name] = np.ascontiguousarray(value, dtype=dtype)
@@ -192,17 +220,26 @@ class Network:
         params = {name: (value[:n_classes] if name in head else value).copy() for name, value in self.params.items()}
         return Network(replace(self.arch, n_classes=n_classes), params, kernel=self.kernel)
 
-    def _sequences(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        S = self.arch.image_size
+    def _sequences(self, images: np.ndarray, cache: dict | None = None) -> dict[str, np.ndarray]:
+        """The sequences (N, T, step_size) each view's first layer reads; the front end's cache goes in ``cache``."""
+        arch = self.arch
+        S = arch.image_size
         images = np.asarray(images)
         if images.ndim != 3 or images.shape[1:] != (S, S):
             raise ValueError(f"images must have shape (N, {S}, {S}), got {images.shape}")
         # Centred inputs keep the gates away from saturation at the start.
         x = images.astype(self.dtype) * _INPUT_SCALE - 1
-        seqs = {"rows": np.ascontiguousarray(x)}
-        if "columns" in self.arch.views:
-            seqs["columns"] = np.ascontiguousarray(x.transpose(0, 2, 1))
-        return {view: seqs[view] for view in self.arch.views}
+        if arch.conv_channels:
+            maps, conv_cache = conv_forward(x, self.params["conv.weight"], self.params["conv.bias"], arch.conv_stride)
+            if cache is not None:
+                cache["conv"] = conv_cache
+            n, T = len(maps), arch.sequence_length
+            seqs = {"rows": lambda: maps.reshape(n, T, -1),
+                    "columns": lambda: np.ascontiguousarray(maps.transpose(0, 2, 1, 3)).reshape(n, T, -1)}
+        else:
+            seqs = {"rows": lambda: np.ascontiguousarray(x),
+                    "columns": lambda: np.ascontiguousarray(x.transpose(0, 2, 1))}
+        return {view: seqs[view]() for view in arch.views}
 
     def dropout_masks(self, n_images: int, rng: np.random.Generator) -> list[np.ndarray]:
         """The dropout masks of one training pass over ``n_images`` images, in the order the pass uses them.
@@ -217,7 +254,7 @@ class Network:
             return []
         keep = 1.0 - arch.dropout
         width = arch.hidden_size * len(arch.directions)
-        shapes = [(n_images, arch.image_size, width)] * (len(arch.views) * (arch.num_layers - 1))
+        shapes = [(n_images, arch.sequence_length, width)] * (len(arch.views) * (arch.num_layers - 1))
         shapes.append((n_images, arch.feature_size))
         return [(rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep) for shape in shapes]
 
@@ -232,7 +269,7 @@ class Network:
         masks = iter(masks)
         cache = {"views": {}}
         summaries = []
-        for view, inputs in self._sequences(images).items():
+        for view, inputs in self._sequences(images, cache).items():
             layers = []
             for layer in range(arch.num_layers):
                 outputs, finals, caches = [], [], []
@@ -329,12 +366,14 @@ class Network:
     def _backward(self, dlogits: np.ndarray, cache: dict, pixels: np.ndarray | None) -> dict[str, np.ndarray]:
         """Parameter gradients; with ``pixels`` given, the gradient w.r.t. the image is added to it."""
         arch, k = self.arch, self.kernel
-        H, T = arch.hidden_size, arch.image_size
+        H, T = arch.hidden_size, arch.sequence_length
         dlogits = np.asarray(dlogits, dtype=self.dtype)
         grads, dfeatures = self._head_backward(dlogits, cache["features"])
         if "mask" in cache:
             dfeatures *= cache["mask"]
         n_dirs = len(arch.directions)
+        conv = arch.conv_channels > 0
+        dmaps = None
         for v, view in enumerate(arch.views):
             layers = cache["views"][view]
             dinputs = None
@@ -356,13 +395,25 @@ class Network:
                     else:
                         dy, dh_T = np.ascontiguousarray(dseq[:, :, d * H : (d + 1) * H]), None
                     dx, dw_ih, dw_hh, dbias, _, _ = k.lstm_backward(
-                        dy, dh_T, None, entry["caches"][d], need_dx=layer > 0 or pixels is not None
+                        dy, dh_T, None, entry["caches"][d], need_dx=layer > 0 or conv or pixels is not None
                     )
                     grads[f"{prefix}.w_ih"] = dw_ih
                     grads[f"{prefix}.w_hh"] = dw_hh
                     grads[f"{prefix}.bias"] = dbias
                     if dx is not None:
                         dinputs = dx if dinputs is None else dinputs + dx
-            if pixels is not None:
+            if conv:
+                # Back from the view's sequences to the maps (N, S', S', C) they were read from.
+                n, T = dinputs.shape[:2]
+                part = dinputs.reshape(n, T, T, -1)
+                part = part if view == "rows" else part.transpose(0, 2, 1, 3)
+                dmaps = part if dmaps is None else dmaps + part
+            elif pixels is not None:
                 pixels += _INPUT_SCALE * (dinputs if view == "rows" else dinputs.transpose(0, 2, 1))
+        if conv:
+            dx, grads["conv.weight"], grads["conv.bias"] = conv_backward(
+                dmaps, cache["conv"], self.params["conv.weight"], size=arch.image_size, stride=arch.conv_stride,
+                need_dimages=pixels is not None)
+            if pixels is not None:
+                pixels += _INPUT_SCALE * dx
         return grads

@@ -19,7 +19,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
           validation_data: FaceDataset | None = None,
           hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
           views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.2,
-          head: str = "dense", cosine_scale: float = 16.0,
+          head: str = "dense", cosine_scale: float = 16.0, conv_channels: int = 0, conv_stride: int = 2,
           epochs: int = 100, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
           warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
           label_smoothing: float = 0.1, class_weight: str | None = "balanced",
@@ -44,7 +44,10 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         readings of an image, among ``"rows"`` and ``"columns"``; ``pooling`` ``"mean"``
         over time or ``"last"`` state; ``dropout`` in [0, 1) between layers and on the
         summary; ``head`` ``"dense"`` (softmax over a linear layer) or ``"cosine"``
-        (``cosine_scale`` > 0 times the cosine with each person's weight row).
+        (``cosine_scale`` > 0 times the cosine with each person's weight row);
+        ``conv_channels`` > 0 puts a 3 x 3 convolution with that many channels and ReLU,
+        of ``conv_stride`` 1 or 2 (pixels), in front of the LSTMs, which then read its maps
+        instead of the pixels (0: they read the pixels).
 
     Training
         ``epochs`` passes over the images (>= 1); ``batch_size`` images per step (>= 1);
