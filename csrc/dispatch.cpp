@@ -20,6 +20,7 @@ namespace pyface {
 // Only the portable path is built off x86-64.
 const Kernels* kernels_avx2() { return nullptr; }
 const Kernels* kernels_avx512() { return nullptr; }
+const Kernels* kernels_avx512bf16() { return nullptr; }
 #endif
 
 namespace {
@@ -204,9 +205,15 @@ bool bf16_cpu_supports(Bf16Path path) {
     }
 }
 
-// A path ships enabled only after its tests ran on a CPU that has it: none has yet. The kernel of
-// each path, once verified, is returned here (and listed in lstm.cpp's dispatch on precision).
-bool bf16_path_built(Bf16Path) { return false; }
+// A path ships enabled only after its tests ran on a CPU that has it: avx512bf16 has (AMD Zen 4);
+// amx has not, so it is not built.
+const Kernels* bf16_table(Bf16Path path) {
+    return path == Bf16Path::avx512bf16 ? kernels_avx512bf16() : nullptr;
+}
+
+bool bf16_path_built(Bf16Path path) { return bf16_table(path) != nullptr; }
+
+const Kernels* bf16_kernels() { return bf16_table(active_bf16_path()); }
 
 Bf16Path active_bf16_path() {
     static const Bf16Path path = initial_bf16();

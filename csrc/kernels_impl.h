@@ -1,12 +1,20 @@
 // The SIMD kernels, written once with GCC/Clang vector extensions and compiled once per
 // instruction set: the including file defines PYFACE_ISA_NS (namespace), PYFACE_ISA (enum
-// value), PYFACE_VW (floats per vector) and PYFACE_MR (rows per register tile).
+// value), PYFACE_VW (floats per vector) and PYFACE_MR (rows per register tile), and
+// PYFACE_BF16 1 for the bfloat16 kernels (AVX512_BF16: the products read bf16 pairs).
 //
 // Everything here has internal linkage or lives in the per-ISA namespace: an inline function
 // shared between translation units built with different flags could be merged by the linker
 // into the widest version and fault on a smaller CPU. Hence no standard-library templates, and
 // pyface.h, the one header included, holds only plain data types and declarations.
 #include "pyface.h"
+
+#ifndef PYFACE_BF16
+#define PYFACE_BF16 0
+#endif
+#if PYFACE_BF16
+#include <immintrin.h>
+#endif
 
 namespace pyface {
 namespace PYFACE_ISA_NS {
@@ -92,11 +100,63 @@ inline void mma(V (&acc)[M][4], int64_t k, const float* a, int64_t rs, int64_t c
     }
 }
 
+#if PYFACE_BF16
+static_assert(VW == 16, "the bf16 pair products are written for 512-bit vectors");
+typedef uint32_t Pair;  // two bf16, the even index in the low half: what vdpbf16ps multiplies
+
+inline __m512bh load_pairs(const Pair* p) { return (__m512bh)_mm512_loadu_si512(p); }
+inline V dot_pairs(V acc, __m512bh a, __m512bh b) { return (V)_mm512_dpbf16_ps((__m512)acc, a, b); }
+
+// acc[r][q] += sum_j A(r, j) . B(j, q*VW ..) over kp pairs of one packed panel of B, each
+// step a pair of products added in one instruction.
+template <int M>
+inline void mma(V (&acc)[M][4], int64_t kp, const Pair* a, int64_t rs, int64_t cs, const Pair* b) {
+    int64_t j = 0;
+    if (M <= 2) {
+        V odd[M][4] = {};  // as in the float32 product: more independent chains for few rows
+        for (; j + 2 <= kp; j += 2, a += 2 * cs, b += 2 * NR)
+            for (int r = 0; r < M; ++r) {
+                const __m512bh a0 = (__m512bh)_mm512_set1_epi32(int(a[r * rs]));
+                const __m512bh a1 = (__m512bh)_mm512_set1_epi32(int(a[r * rs + cs]));
+                for (int q = 0; q < 4; ++q) {
+                    acc[r][q] = dot_pairs(acc[r][q], a0, load_pairs(b + q * VW));
+                    odd[r][q] = dot_pairs(odd[r][q], a1, load_pairs(b + NR + q * VW));
+                }
+            }
+        for (int r = 0; r < M; ++r)
+            for (int q = 0; q < 4; ++q) acc[r][q] += odd[r][q];
+    }
+    for (; j < kp; ++j, a += cs, b += NR) {
+        const __m512bh b0 = load_pairs(b), b1 = load_pairs(b + VW), b2 = load_pairs(b + 2 * VW),
+                       b3 = load_pairs(b + 3 * VW);
+        for (int r = 0; r < M; ++r) {
+            const __m512bh ar = (__m512bh)_mm512_set1_epi32(int(a[r * rs]));
+            acc[r][0] = dot_pairs(acc[r][0], ar, b0);
+            acc[r][1] = dot_pairs(acc[r][1], ar, b1);
+            acc[r][2] = dot_pairs(acc[r][2], ar, b2);
+            acc[r][3] = dot_pairs(acc[r][3], ar, b3);
+        }
+    }
+}
+
+// VW floats rounded to bf16 (nearest, ties to even), stored at p.
+inline void store_bf16(uint16_t* p, V v) { _mm256_storeu_si256((__m256i*)p, (__m256i)_mm512_cvtneps_pbh((__m512)v)); }
+
+// What the recurrent products read: bf16 pairs in the bfloat16 kernels, floats otherwise; the
+// depth of the products counts these units.
+typedef Pair Operand;
+constexpr int64_t PER_OPERAND = 2;
+#else
+typedef float Operand;
+constexpr int64_t PER_OPERAND = 1;
+#endif
+
+template <class T>
 struct GemmArgs {
-    int64_t n, k;        // columns of C; depth of this block of the product
-    const float* a;
+    int64_t n, k;        // columns of C; depth of this block of the product (in T)
+    const T* a;
     int64_t rs, cs;
-    const float* bp;     // first panel, at the block's first row
+    const T* bp;         // first panel, at the block's first row
     int64_t panel_size;  // floats from one panel to the next
     float* c;
     int64_t ldc;
@@ -105,8 +165,8 @@ struct GemmArgs {
 };
 
 // C tile: rows [r0, r0+M), columns of panel p.
-template <int M>
-inline void gemm_tile(const GemmArgs& g, int64_t r0, int64_t p) {
+template <int M, class T>
+inline void gemm_tile(const GemmArgs<T>& g, int64_t r0, int64_t p) {
     const int64_t c0 = p * NR;
     const int64_t width = g.n - c0 < NR ? g.n - c0 : NR;
     float* c = g.c + r0 * g.ldc + c0;
@@ -152,8 +212,13 @@ inline void forward_tile(const Pass<ForwardStep>& pass, int64_t r0, int64_t blk)
         const float* pre = s.gates + (r0 + r) * s.gates_rs + blk * NR;
         for (int q = 0; q < 4; ++q) acc[r][q] = load(pre + q * VW);
     }
+#if PYFACE_BF16
+    mma<M>(acc, pass.k1 - pass.k0, s.h_prev_pairs + r0 * (s.hb_rs / 2) + pass.k0, s.hb_rs / 2, 1,
+           s.w_hh_pairs + (blk * (s.hp / 2) + pass.k0) * NR);
+#else
     mma<M>(acc, pass.k1 - pass.k0, s.h_prev + r0 * s.h_rs + pass.k0, s.h_rs, 1,
            s.w_hh + (blk * s.hp + pass.k0) * NR);
+#endif
     if (!pass.last) {
         for (int r = 0; r < M; ++r)
             for (int q = 0; q < 4; ++q) store(s.gates + (r0 + r) * s.gates_rs + blk * NR + q * VW, acc[r][q]);
@@ -168,7 +233,11 @@ inline void forward_tile(const Pass<ForwardStep>& pass, int64_t r0, int64_t blk)
         const V g = live ? vtanh(acc[r][2]) : V{}, o = live ? vsigmoid(acc[r][3]) : V{};
         const V c = f * load(s.c_prev + row * s.c_rs + blk * VW) + i * g;
         store(s.c + row * s.c_rs + blk * VW, c);
-        store(s.h + row * s.h_rs + blk * VW, o * vtanh(c));
+        const V h = o * vtanh(c);
+        store(s.h + row * s.h_rs + blk * VW, h);
+#if PYFACE_BF16
+        store_bf16(s.h_bf + row * s.hb_rs + blk * VW, h);
+#endif
         if (s.keep_gates) {
             float* act = s.gates + row * s.gates_rs + blk * NR;
             store(act, i);
@@ -187,12 +256,22 @@ inline void backward_tile(const Pass<BackwardStep>& pass, int64_t r0, int64_t p)
     V acc[M][4];
     const int64_t u0 = p * NR;
     const int blocks = (int)((s.hp - u0) / VW < 4 ? (s.hp - u0) / VW : 4);
-    if (s.dg_next) {
+#if PYFACE_BF16
+    const Pair* dg_next = s.dg_next_pairs;
+#else
+    const float* dg_next = s.dg_next;
+#endif
+    if (dg_next) {
         for (int r = 0; r < M; ++r)
             for (int q = 0; q < 4; ++q)
                 acc[r][q] = pass.k0 == 0 ? V{} : load(s.dh_acc + (r0 + r) * s.dh_acc_rs + u0 + q * VW);
-        mma<M>(acc, pass.k1 - pass.k0, s.dg_next + r0 * s.dg_rs + pass.k0, s.dg_rs, 1,
+#if PYFACE_BF16
+        mma<M>(acc, pass.k1 - pass.k0, dg_next + r0 * (s.dg_rs / 2) + pass.k0, s.dg_rs / 2, 1,
+               s.w_hh_pairs + (p * (s.g / 2) + pass.k0) * NR);
+#else
+        mma<M>(acc, pass.k1 - pass.k0, dg_next + r0 * s.dg_rs + pass.k0, s.dg_rs, 1,
                s.w_hh + (p * s.g + pass.k0) * NR);
+#endif
         if (!pass.last) {
             for (int r = 0; r < M; ++r)
                 for (int q = 0; q < 4; ++q) store(s.dh_acc + (r0 + r) * s.dh_acc_rs + u0 + q * VW, acc[r][q]);
@@ -214,11 +293,15 @@ inline void backward_tile(const Pass<BackwardStep>& pass, int64_t r0, int64_t p)
             const V tc = vtanh(load(s.c + row * s.c_rs + u));
             float* dc_ptr = s.dc + row * s.hp + u;
             const V dc = load(dc_ptr) + dh * o * (splat(1.0f) - tc * tc);
-            float* dg = s.dg + row * s.dg_rs + blk * NR;
-            store(dg, dc * g * i * (splat(1.0f) - i));
-            store(dg + VW, dc * load(s.c_prev + row * s.c_rs + u) * f * (splat(1.0f) - f));
-            store(dg + 2 * VW, dc * i * (splat(1.0f) - g * g));
-            store(dg + 3 * VW, dh * tc * o * (splat(1.0f) - o));
+            const V delta[4] = {dc * g * i * (splat(1.0f) - i),
+                                dc * load(s.c_prev + row * s.c_rs + u) * f * (splat(1.0f) - f),
+                                dc * i * (splat(1.0f) - g * g), dh * tc * o * (splat(1.0f) - o)};
+            for (int gate = 0; gate < 4; ++gate) {
+                store(s.dg + row * s.dg_rs + blk * NR + gate * VW, delta[gate]);
+#if PYFACE_BF16
+                store_bf16(s.dg_bf + row * s.dg_rs + blk * NR + gate * VW, delta[gate]);
+#endif
+            }
             store(dc_ptr, dc * f);
         }
     }
@@ -242,7 +325,9 @@ inline void over_tiles(const Args& s, int64_t begin, int64_t end, int64_t blk_be
     }
 }
 
-template <int M> struct GemmTile { static void run(const GemmArgs& g, int64_t r, int64_t p) { gemm_tile<M>(g, r, p); } };
+template <class T> struct OnGemm {
+    template <int M> struct Tile { static void run(const GemmArgs<T>& g, int64_t r, int64_t p) { gemm_tile<M>(g, r, p); } };
+};
 template <int M> struct ForwardTile {
     static void run(const Pass<ForwardStep>& s, int64_t r, int64_t b) { forward_tile<M>(s, r, b); }
 };
@@ -264,26 +349,37 @@ inline void in_passes(const Step& s, int64_t depth, int64_t begin, int64_t end, 
 }
 
 // Blocked so that a block of A (MC x KC) stays in L2 and one of B (KC x NR) in L1 while they
-// are reused.
-void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
-          const float* bp, float* c, int64_t ldc, bool accumulate, const float* row_init) {
+// are reused. T is float, or a bf16 pair in the bfloat16 kernels' product of pairs.
+template <class T>
+void gemm_of(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs, int64_t cs,
+             const T* bp, float* c, int64_t ldc, bool accumulate, const float* row_init) {
     constexpr int64_t MC = 32 * MR;
     for (int64_t i0 = 0; i0 < m; i0 += MC) {
         const int64_t mb = m - i0 < MC ? m - i0 : MC;
         for (int64_t k0 = 0; k0 < k; k0 += KC) {
-            const GemmArgs g{n, k - k0 < KC ? k - k0 : KC, a + i0 * rs + k0 * cs, rs, cs, bp + k0 * NR,
-                             k * NR, c + i0 * ldc, ldc, accumulate || k0 > 0, row_init};
-            over_tiles<GemmTile>(g, 0, mb, 0, (n + NR - 1) / NR);
+            const GemmArgs<T> g{n, k - k0 < KC ? k - k0 : KC, a + i0 * rs + k0 * cs, rs, cs, bp + k0 * NR,
+                                k * NR, c + i0 * ldc, ldc, accumulate || k0 > 0, row_init};
+            over_tiles<OnGemm<T>::template Tile>(g, 0, mb, 0, (n + NR - 1) / NR);
         }
     }
 }
 
+void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs, int64_t cs,
+          const float* bp, float* c, int64_t ldc, bool accumulate, const float* row_init) {
+    gemm_of<float>(m, n, k, a, rs, cs, bp, c, ldc, accumulate, row_init);
+}
+
 void forward_step(const ForwardStep& s, int64_t begin, int64_t end, int64_t blk_begin, int64_t blk_end) {
-    in_passes<ForwardTile>(s, s.hp, begin, end, blk_begin, blk_end);
+    in_passes<ForwardTile>(s, s.hp / PER_OPERAND, begin, end, blk_begin, blk_end);
 }
 
 void backward_step(const BackwardStep& s, int64_t begin, int64_t end) {
-    in_passes<BackwardTile>(s, s.dg_next ? s.g : 0, begin, end, 0, (s.hp + NR - 1) / NR);
+#if PYFACE_BF16
+    const bool recurrent = s.dg_next_pairs != nullptr;
+#else
+    const bool recurrent = s.dg_next != nullptr;
+#endif
+    in_passes<BackwardTile>(s, recurrent ? s.g / PER_OPERAND : 0, begin, end, 0, (s.hp + NR - 1) / NR);
 }
 
 void fma_chains(int64_t rounds, float* sink) {
@@ -299,11 +395,43 @@ void fma_chains(int64_t rounds, float* sink) {
     *sink = total;
 }
 
+#if PYFACE_BF16
+void gemm_pairs(int64_t m, int64_t n, int64_t kp, const uint32_t* a, int64_t rs, int64_t cs,
+                const uint32_t* bp, float* c, int64_t ldc, bool accumulate, const float* row_init) {
+    gemm_of<Pair>(m, n, kp, a, rs, cs, bp, c, ldc, accumulate, row_init);
+}
+
+void round_bf16(const float* src, int64_t n, uint16_t* dst) {
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) store_bf16(dst + i, load(src + i));
+    for (; i < n; ++i) dst[i] = to_bfloat16(src[i]);
+}
+
+void bf16_chains(int64_t rounds, float* sink) {
+    V acc[kFmaChains];
+    for (int j = 0; j < kFmaChains; ++j) acc[j] = splat(sink[0] + float(j));
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+    for (int64_t r = 0; r < rounds; ++r)
+        for (int j = 0; j < kFmaChains; ++j) acc[j] = dot_pairs(acc[j], a, b);
+    V sum = V{};
+    for (int j = 0; j < kFmaChains; ++j) sum += acc[j];
+    float total = 0.0f;
+    for (int l = 0; l < VW; ++l) total += sum[l];
+    *sink = total;
+}
+#endif
+
 #undef PYFACE_ROWS
 
 static_assert(MR <= 8, "tails are spelled out up to 7 rows");
 
-const Kernels table = {Isa::PYFACE_ISA, PYFACE_ISA_NAME, VW, MR, gemm, forward_step, backward_step, fma_chains};
+#if PYFACE_BF16
+const Kernels table = {Isa::PYFACE_ISA, PYFACE_ISA_NAME, VW, MR, gemm, forward_step, backward_step, fma_chains,
+                       gemm_pairs, round_bf16, bf16_chains};
+#else
+const Kernels table = {Isa::PYFACE_ISA, PYFACE_ISA_NAME, VW, MR, gemm, forward_step, backward_step, fma_chains,
+                       nullptr, nullptr, nullptr};
+#endif
 
 }  // namespace
 }  // namespace PYFACE_ISA_NS

@@ -104,9 +104,7 @@ const char* precision_name(pyface::Precision p) {
 
 py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj, py::handle bias_obj,
                   py::handle h0_obj, py::handle c0_obj, bool reverse, bool training, const std::string& precision_arg) {
-    // Checked first: a machine without the path says so whatever the arrays are. No bfloat16 path
-    // is built yet, so past this line the precision is float32; a verified path's kernels are
-    // chosen here once they exist.
+    // Checked first: a machine without the path says so whatever the arrays are.
     const pyface::Precision precision = parse_precision(precision_arg);
     py::array x = checked(x_obj, "x", 3, "(batch, time, input)");
     py::array w_hh = checked(w_hh_obj, "w_hh", 2, "(4*hidden, hidden)");
@@ -124,7 +122,8 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj, py
     const float* c0p = optional_state(c0_obj, "c0", d, c0);
     // The instruction set is read once, so the call is sized for the kernels it runs on even
     // if another thread switches it meanwhile.
-    const pyface::Kernels& kernels = pyface::active_kernels();
+    const pyface::Kernels& kernels =
+        precision == pyface::Precision::bfloat16 ? *pyface::bf16_kernels() : pyface::active_kernels();
     check_memory(d, kernels, false);
 
     py::array_t<float> y({d.batch, d.time, d.hidden}), h_T({d.batch, d.hidden}), c_T({d.batch, d.hidden});
@@ -133,10 +132,9 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj, py
         py::gil_scoped_release nogil;
         pyface::lstm_forward(kernels, d, static_cast<const float*>(x.data()), static_cast<const float*>(w_ih.data()),
                              static_cast<const float*>(w_hh.data()), static_cast<const float*>(bias.data()),
-                             h0p, c0p, reverse, y.mutable_data(), h_T.mutable_data(), c_T.mutable_data(),
-                             cache.get());
+                             h0p, c0p, reverse, precision, y.mutable_data(), h_T.mutable_data(),
+                             c_T.mutable_data(), cache.get());
     }
-    if (cache) cache->precision = precision;
     return py::make_tuple(y, h_T, c_T, cache ? py::cast(cache) : py::none());
 }
 
@@ -242,6 +240,12 @@ PYBIND11_MODULE(_core, m) {
             throw py::value_error("rounds must be in [1, 2**34], got " + std::to_string(rounds));
         py::gil_scoped_release release;
         return pyface::fma_probe(rounds);
+    }, py::arg("rounds"));
+    m.def("bf16_probe", [](int64_t rounds) {
+        if (rounds < 1 || rounds > (int64_t(1) << 34))
+            throw py::value_error("rounds must be in [1, 2**34], got " + std::to_string(rounds));
+        py::gil_scoped_release release;
+        return pyface::bf16_probe(rounds);
     }, py::arg("rounds"));
     m.def("get_isa", [] { return std::string(pyface::active_kernels().name); });
     m.def("set_isa", [](const std::string& name) {

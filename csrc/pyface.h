@@ -20,7 +20,8 @@ enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
 enum class Precision : int { float32 = 0, bfloat16 = 1 };
 
 // The instruction-set paths of the bfloat16 kernel. A path is usable only where the CPU and the
-// OS support it and pyface ships its kernel; none ships yet (bf16_path_built in dispatch.cpp).
+// OS support it and pyface ships its kernel (bf16_path_built in dispatch.cpp): avx512bf16 ships;
+// amx does not yet (no AMX CPU has run its tests).
 enum class Bf16Path : int { none = 0, avx512bf16 = 1, amx = 2 };
 
 // What cpuid says the CPU has (the names /proc/cpuinfo uses), and which register state the OS
@@ -53,6 +54,12 @@ struct ForwardStep {
     float* gates;                // in: x_t W_ih^T + b; out: activations i f g o (row stride gates_rs)
     int64_t gates_rs;
     bool keep_gates;             // write the activations back (backward needs them; inference not)
+    // bfloat16 kernels only: the recurrent product reads bf16 pairs (two bf16 in one 32-bit
+    // word, the even index in the low half) and writes h_t rounded to bf16 for the next step.
+    const uint32_t* w_hh_pairs;  // packed W_hh^T in pairs along hp: hp/vw panels of (hp/2 x nr) words
+    const uint32_t* h_prev_pairs;  // h_{t-1} in bf16, row stride hb_rs/2 words
+    uint16_t* h_bf;              // h_t out in bf16, row stride hb_rs
+    int64_t hb_rs;
 };
 
 // One backward timestep for a range of batch rows.
@@ -73,6 +80,11 @@ struct BackwardStep {
     int64_t dh_acc_rs;
     float* dg;                   // out: dL/d(pre-activation gates) at t (row stride dg_rs)
     int64_t dg_rs;
+    // bfloat16 kernels only: the recurrent product reads the gate deltas of the step before and
+    // W_hh as bf16 pairs, and the deltas of this step are also written rounded to bf16.
+    const uint32_t* w_hh_pairs;     // packed W_hh (interleaved rows) in pairs along g: panels of (g/2 x nr) words
+    const uint32_t* dg_next_pairs;  // bf16 dgates of the step before (row stride dg_rs/2 words), or null
+    uint16_t* dg_bf;                // out: the gate deltas in bf16 (row stride dg_rs)
 };
 
 // The kernels of one instruction set. Each is compiled in its own translation unit with only
@@ -95,6 +107,17 @@ struct Kernels {
     // The throughput probe: `rounds` x kFmaChains independent vector FMAs, the most any float32
     // kernel on this path can do; writes a result to *sink so that none is optimised away.
     void (*fma_chains)(int64_t rounds, float* sink);
+
+    // bfloat16 kernels only (null on the float32 paths). The products of gemm with both
+    // operands in bf16 pairs: A's pair (r, j) is a[r*rs + j*cs], B packed in panels of kp x nr
+    // words (kp pairs deep), float32 accumulation. forward_step and backward_step of such a
+    // table read and write the bf16 fields of their step.
+    void (*gemm_pairs)(int64_t m, int64_t n, int64_t kp, const uint32_t* a, int64_t rs, int64_t cs,
+                       const uint32_t* b_packed, float* c, int64_t ldc, bool accumulate, const float* row_init);
+    // dst[i] = src[i] rounded to bf16 (nearest, ties to even), i < n.
+    void (*round_bf16)(const float* src, int64_t n, uint16_t* dst);
+    // As fma_chains, with kFmaChains bf16 dot products of vw pairs each (4 flops per lane).
+    void (*bf16_chains)(int64_t rounds, float* sink);
 };
 
 // Enough independent FMA chains to cover FMA latency times FMA ports on current x86 and ARM
@@ -104,6 +127,7 @@ constexpr int kFmaChains = 12;
 const Kernels* kernels_generic();
 const Kernels* kernels_avx2();    // null when not built for x86-64
 const Kernels* kernels_avx512();  // null when not built for x86-64
+const Kernels* kernels_avx512bf16();  // bfloat16 on AVX512_BF16; null when not built for x86-64
 
 // Run-time dispatch (dispatch.cpp).
 bool isa_supported(Isa isa);      // the CPU and the OS (saved vector state) both support it
@@ -119,10 +143,14 @@ const CpuFeatures& cpu_features();
 bool bf16_cpu_supports(Bf16Path path);  // the CPU and the OS
 bool bf16_path_built(Bf16Path path);    // pyface ships a kernel for it, verified on such a CPU
 Bf16Path active_bf16_path();
+const Kernels* bf16_kernels();          // of the active bf16 path; null when none
 const char* bf16_path_name(Bf16Path path);
 bool parse_bf16_path(const char* name, Bf16Path* out);
 // Why precision=bfloat16 cannot run here, as a sentence for the user; empty when it can.
 std::string bf16_unavailable_reason();
+
+// x rounded to the nearest bfloat16, ties to even (NaN stays NaN): the bits of the result.
+uint16_t to_bfloat16(float x);
 
 // The smallest multiple of `multiple` (> 0) that is at least n (>= 0): padded sizes.
 int64_t round_up(int64_t n, int64_t multiple);
@@ -160,6 +188,9 @@ struct LstmCache {
     Buffer x, w_ih, w_hh;              // copies (x time-major): the caller may change its arrays
     Buffer gates;                      // (time, batch, g) activations
     Buffer hs, cs;                     // (time + 1, batch, hp): h0/c0 and every state
+    // In bfloat16, x holds x rounded to bf16 instead, in rows of round_up(input, 2), and h_bf
+    // every h rounded to bf16 as hs holds it: the operands of the weight-gradient product.
+    Buffer h_bf;
     size_t nbytes() const;
 };
 
@@ -177,6 +208,8 @@ int num_threads();
 // Floating-point operations of one fma_chains(rounds) call on each of num_threads() threads,
 // done; the caller times it.
 double fma_probe(int64_t rounds);
+// The same with the bf16 dot products of the active bf16 path; 0 when there is none.
+double bf16_probe(int64_t rounds);
 void set_num_threads(int n);
 
 // Bytes the kernel allocates for one call, besides its outputs, for a vector width vw. In
@@ -186,12 +219,14 @@ double cache_bytes(const LstmDims& d, int vw);              // kept in the cache
 double backward_workspace_bytes(const LstmDims& d, int vw);
 
 // One LSTM layer on the kernels k. h0/c0 may be null (zeros). y is (batch, time, hidden); h_T,
-// c_T (batch, hidden). With cache non-null, keeps what lstm_backward needs, k included.
+// c_T (batch, hidden). With cache non-null, keeps what lstm_backward needs, k and the precision
+// included. In bfloat16 the operands of every product are rounded to bf16 and the products
+// accumulate in float32; k must then be bfloat16 kernels (k.gemm_pairs non-null).
 void lstm_forward(const Kernels& k, const LstmDims& d, const float* x, const float* w_ih,
                   const float* w_hh, const float* bias, const float* h0, const float* c0, bool reverse,
-                  float* y, float* h_T, float* c_T, LstmCache* cache);
+                  Precision precision, float* y, float* h_T, float* c_T, LstmCache* cache);
 
-// Gradients from a cache, on the kernels its forward ran on. dy, dh_T, dc_T may be null
+// Gradients from a cache, on the kernels and in the precision its forward ran in. dy, dh_T, dc_T may be null
 // (zeros); dx may be null (not computed).
 void lstm_backward(const LstmCache& cache, const float* dy, const float* dh_T, const float* dc_T,
                    float* dx, float* dw_ih, float* dw_hh, float* dbias, float* dh0, float* dc0);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <utility>
@@ -135,6 +136,24 @@ double fma_probe(int64_t rounds) {
     k.fma_chains(rounds, sinks.data() + 16 * omp_get_thread_num());
     return 2.0 * kFmaChains * k.vw * double(rounds) * threads;
 }
+double bf16_probe(int64_t rounds) {
+    const Kernels* k = bf16_kernels();
+    if (!k) return 0.0;
+    const int threads = num_threads();
+    std::vector<float> sinks(size_t(threads) * 16, 1.0f);
+#pragma omp parallel num_threads(threads)
+    k->bf16_chains(rounds, sinks.data() + 16 * omp_get_thread_num());
+    return 4.0 * kFmaChains * k->vw * double(rounds) * threads;
+}
+
+uint16_t to_bfloat16(float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((bits >> 16) | 0x40u);  // NaN stays (quiet) NaN
+    bits += 0x7fffu + ((bits >> 16) & 1u);  // ties to even; a carry rounds into the exponent
+    return uint16_t(bits >> 16);
+}
+
 void set_num_threads(int n) { threads_setting().store(n < 1 ? 1 : n); }
 
 }  // namespace pyface
