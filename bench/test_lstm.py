@@ -1,5 +1,6 @@
 """Kernel benchmarks: pyface against the NumPy reference and torch.nn.LSTM (when installed),
-same weights and inputs, in the same run.
+same weights and inputs, in the same run, in float32 and in bfloat16 (torch under autocast;
+pyface's cells where the CPU has a bfloat16 path).
 
     pytest bench/ --benchmark-only --benchmark-group-by=group --benchmark-columns=median,iqr,rounds
 
@@ -21,10 +22,17 @@ except ImportError:  # optional: pip install ".[bench]"
     torch = None
 
 
-def make(impl, config):
+def make(impl, config, precision="float32"):
     if impl == "torch" and torch is None:
         pytest.skip("torch is not installed (pip install '.[bench]')")
-    return Stack(impl, *CONFIGS[config])
+    if impl == "pyface" and precision == "bfloat16" and pyface.info()["bf16"] is None:
+        pytest.skip("no bfloat16 path on this CPU")  # test_bf16.py checks that the CPU lacks one
+    return Stack(impl, *CONFIGS[config], precision=precision)
+
+
+@pytest.fixture(params=["float32", "bfloat16"])
+def precision(request):
+    return request.param
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,9 +49,9 @@ def threads(request):
     set_threads(before)
 
 
-def record(benchmark, config, mode, threads):
+def record(benchmark, config, mode, threads, precision):
     n = flops(*CONFIGS[config], mode=mode)
-    benchmark.extra_info.update(flops=n, threads=threads, isa=pyface.get_isa())
+    benchmark.extra_info.update(flops=n, threads=threads, isa=pyface.get_isa(), precision=precision)
     stats = getattr(benchmark, "stats", None)
     if stats is not None and getattr(stats, "stats", None) is not None:
         benchmark.extra_info["gflops_median"] = n / stats.stats.median / 1e9
@@ -51,22 +59,22 @@ def record(benchmark, config, mode, threads):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("config", list(CONFIGS))
-def test_inference(benchmark, impl, config, threads):
-    stack = make(impl, config)
-    benchmark.group = f"{config} inference {threads}t"
+def test_inference(benchmark, impl, config, threads, precision):
+    stack = make(impl, config, precision)
+    benchmark.group = f"{config} inference {threads}t {precision}"
     y = benchmark(stack.infer)
     assert y.shape == stack.dy.shape and np.isfinite(y).all()
-    record(benchmark, config, "inference", threads)
+    record(benchmark, config, "inference", threads, precision)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("config", ["standard", "large"])
-def test_train_step(benchmark, impl, config, threads):
-    stack = make(impl, config)
-    benchmark.group = f"{config} train {threads}t"
+def test_train_step(benchmark, impl, config, threads, precision):
+    stack = make(impl, config, precision)
+    benchmark.group = f"{config} train {threads}t {precision}"
     g = benchmark(stack.train_step)
     assert np.isfinite(g).all()
-    record(benchmark, config, "train", threads)
+    record(benchmark, config, "train", threads, precision)
 
 
 def test_implementations_agree():

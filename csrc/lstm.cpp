@@ -55,6 +55,9 @@ void pack_panels(int64_t k, int64_t i0, int64_t i1, int64_t n, int64_t nr, RowPt
     }
 }
 
+// Gate pre-activations a thread projects ahead of its recurrence: half of a 1 MiB L2.
+constexpr int64_t kGateBytesAhead = 512 * 1024;
+
 // Floats of a (k x n) matrix packed by pack_panels.
 int64_t packed_size(int64_t k, int64_t n, int64_t nr) { return round_up(n, nr) * k; }
 
@@ -328,13 +331,19 @@ void lstm_forward(const Kernels& k, const LstmDims& d, const float* x, const flo
             }
         }
 #pragma omp barrier
-        // x W_ih^T + b for a share of the timesteps in one GEMM.
-        if (bf)
-            k.gemm_pairs(steps.size() * B, L.g, dx2 / 2, pairs_in(xt) + steps.begin * B * dx2 / 2, dx2 / 2, 1,
-                         pairs_in(wih_p), gates.data() + steps.begin * step_g, L.g, false, bias_g.data());
-        else
-            k.gemm(steps.size() * B, L.g, D, xt.data() + steps.begin * B * D, D, 1, wih_p.data(),
-                   gates.data() + steps.begin * step_g, L.g, false, bias_g.data());
+        // x W_ih^T + b for rows r of timestep t (or of steps t .. t + n - 1, all rows): one GEMM.
+        auto project = [&](int64_t t, int64_t n, Range r) {
+            if (n < 1) return;
+            const int64_t row0 = t * B + r.begin, m = n == 1 ? r.size() : n * B;
+            if (bf)
+                k.gemm_pairs(m, L.g, dx2 / 2, pairs_in(xt) + row0 * dx2 / 2, dx2 / 2, 1, pairs_in(wih_p),
+                             gates.data() + row0 * L.g, L.g, false, bias_g.data());
+            else
+                k.gemm(m, L.g, D, xt.data() + row0 * D, D, 1, wih_p.data(), gates.data() + row0 * L.g, L.g, false,
+                       bias_g.data());
+        };
+        // Split by units, every thread projects a share of the timesteps up front.
+        if (split_units) project(steps.begin, steps.size(), Range{0, B});
 
         const Range rows = split_units ? Range{0, B} : share(B);
         const Range blks = split_units ? packed : Range{0, blocks};
@@ -350,11 +359,18 @@ void lstm_forward(const Kernels& k, const LstmDims& d, const float* x, const flo
             }
         }
 #pragma omp barrier
+        // Split by rows, each thread projects its own rows a few steps ahead of the recurrence,
+        // as many as keep those gates in L2 until the steps read them (all of them up front
+        // would stream the whole gate buffer through memory at the standard size).
+        const int64_t ahead = std::max<int64_t>(1, kGateBytesAhead / (rows.size() * L.g * int64_t(sizeof(float))));
         for (int64_t step = 0; step < T; ++step) {
             if (split_units && step > 0) {
 #pragma omp barrier
             }
             const int64_t t = time_of(step, T, reverse);
+            if (!split_units && step % ahead == 0)
+                for (int64_t later = step; later < std::min(T, step + ahead); ++later)
+                    project(time_of(later, T, reverse), 1, rows);
             ForwardStep s{};
             s.hidden = H;
             s.hp = L.hp;

@@ -150,23 +150,26 @@ def set_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def fma_peak(*, min_time: float = 0.5) -> float:
+def fma_peak(*, min_time: float = 0.5, precision: str = "float32") -> float:
     """GFLOP/s of independent vector FMAs on pyface's threads and instruction set.
 
     No float32 kernel on this path can go faster: the table reports pyface as a fraction
-    of it. Median over repeated calls of about 0.1 s each.
+    of it. With ``precision="bfloat16"`` on a machine with a bfloat16 path, the same for
+    that path's bf16 dot products (``vdpbf16ps``: two products and a sum per float32 lane),
+    which bound the bfloat16 kernel. Median over repeated calls of about 0.1 s each.
     """
     from . import _core
 
+    probe = _core.bf16_probe if precision == "bfloat16" and _runtime.info()["bf16"] else _core.fma_probe
     rounds = 1 << 16
     while True:
         start = time.perf_counter()
-        _core.fma_probe(rounds)
+        probe(rounds)
         if time.perf_counter() - start > 0.05 or rounds >= 1 << 34:
             break
         rounds *= 4
-    flops = _core.fma_probe(rounds)
-    return flops / median_seconds(lambda: _core.fma_probe(rounds), min_time=min_time, min_calls=3) / 1e9
+    flops = probe(rounds)
+    return flops / median_seconds(lambda: probe(rounds), min_time=min_time, min_calls=3) / 1e9
 
 
 def median_seconds(fn: Callable[[], object], *, min_time: float = 1.0, min_calls: int = 5) -> float:
@@ -196,7 +199,7 @@ def run(
     Each cell starts after `pause` seconds of idleness. Implementations that are not
     installed (torch) are left out. batch1 is timed for
     inference only: a training step of one sequence is not a use case. ``precision`` is that
-    of every implementation (:class:`Stack`); the peak stays the float32 FMA peak.
+    of every implementation (:class:`Stack`) and of the peak (:func:`fma_peak`).
     """
     impls = [i for i in impls if i != "torch" or _torch() is not None]
     if "pyface" in impls:
@@ -206,7 +209,7 @@ def run(
     for n in threads:
         set_threads(n)
         time.sleep(pause)
-        peak = fma_peak(min_time=min(min_time, 0.5))
+        peak = fma_peak(min_time=min(min_time, 0.5), precision=precision)
         for config in configs:
             for mode in MODES:
                 if config == "batch1" and mode == "train":
@@ -318,7 +321,8 @@ def report(
     rows = run(configs, threads, impls, min_time=min_time, precision=precision)
     print(f"precision: {precision}")
     peaks = {r["threads"]: r["peak_gflops"] for r in rows}
-    print("FMA peak: " + ", ".join(f"{peaks[n]:.0f} GFLOP/s on {n} thread{'s' if n > 1 else ''}" for n in peaks))
+    kind = "bf16 dot-product peak" if precision == "bfloat16" and _runtime.info()["bf16"] else "FMA peak"
+    print(f"{kind}: " + ", ".join(f"{peaks[n]:.0f} GFLOP/s on {n} thread{'s' if n > 1 else ''}" for n in peaks))
     print(format_table(rows))
 
 
