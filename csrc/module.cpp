@@ -98,6 +98,15 @@ pyface::Precision parse_precision(const std::string& name) {
     return pyface::Precision::bfloat16;
 }
 
+// A throughput probe (fma_probe, bf16_probe) run without the GIL.
+double probe(double (*run)(int64_t), int64_t rounds) {
+    // About 1e10 rounds is a minute at 1 GHz: anything larger is a mistake, not a measurement.
+    if (rounds < 1 || rounds > (int64_t(1) << 34))
+        throw py::value_error("rounds must be in [1, 2**34], got " + std::to_string(rounds));
+    py::gil_scoped_release release;
+    return run(rounds);
+}
+
 const char* precision_name(pyface::Precision p) {
     return p == pyface::Precision::bfloat16 ? "bfloat16" : "float32";
 }
@@ -234,19 +243,8 @@ PYBIND11_MODULE(_core, m) {
         out["backward"] = pyface::backward_workspace_bytes(d, vw);
         return out;
     }, py::arg("batch"), py::arg("time"), py::arg("input"), py::arg("hidden"));
-    m.def("fma_probe", [](int64_t rounds) {
-        // About 1e10 rounds is a minute at 1 GHz: anything larger is a mistake, not a measurement.
-        if (rounds < 1 || rounds > (int64_t(1) << 34))
-            throw py::value_error("rounds must be in [1, 2**34], got " + std::to_string(rounds));
-        py::gil_scoped_release release;
-        return pyface::fma_probe(rounds);
-    }, py::arg("rounds"));
-    m.def("bf16_probe", [](int64_t rounds) {
-        if (rounds < 1 || rounds > (int64_t(1) << 34))
-            throw py::value_error("rounds must be in [1, 2**34], got " + std::to_string(rounds));
-        py::gil_scoped_release release;
-        return pyface::bf16_probe(rounds);
-    }, py::arg("rounds"));
+    m.def("fma_probe", [](int64_t rounds) { return probe(pyface::fma_probe, rounds); }, py::arg("rounds"));
+    m.def("bf16_probe", [](int64_t rounds) { return probe(pyface::bf16_probe, rounds); }, py::arg("rounds"));
     m.def("get_isa", [] { return std::string(pyface::active_kernels().name); });
     m.def("set_isa", [](const std::string& name) {
         pyface::Isa isa;
