@@ -72,7 +72,11 @@ def model_file_bytes(model) -> tuple[bytes, FaceRecognizer]:
 def ship_model(client, model) -> ShippedModel:
     """Send ``model`` (a FaceRecognizer or a model file path) to every worker of ``client`` once."""
     data, recognizer = model_file_bytes(model)
-    future = client.scatter(data, broadcast=True, hash=True)
+    # A key of its own for every call (hash=False): with the content's hash as the key, a job
+    # started right after another with the same model re-scattered a key the scheduler was
+    # still releasing, and its partitions were cancelled for "lost dependencies". The workers'
+    # cache is keyed by the digest, so the model is still loaded once per worker process.
+    future = client.scatter(data, broadcast=True, hash=False)
     return ShippedModel(data=future, digest=_digest(data), feature_size=recognizer.network.arch.feature_size)
 
 
