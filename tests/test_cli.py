@@ -119,6 +119,16 @@ def test_train_finds_faces_in_photos_by_default(faces_dir, tmp_path, capsys):
     assert load_model(out).preprocessor.detect_faces is False and "Face detection" not in printed
 
 
+@pytest.mark.parametrize("conv, expected", [("3", 3), ("2,3", (2, 3))])
+def test_train_with_convolutions_keeps_them_in_the_model(faces_dir, tmp_path, capsys, conv, expected):
+    out = tmp_path / "conv.pyface"
+    status, printed, err = run(capsys, "train", faces_dir, "--out", out, "--conv", conv, *TINY)
+    assert status == 0, err
+    model = load_model(out)
+    assert model.network.arch.conv_channels == expected
+    assert ("conv2.weight" in model.network.params) == isinstance(expected, tuple)
+
+
 class _Terminal(io.StringIO):
     def isatty(self):
         return True
@@ -389,6 +399,8 @@ def test_user_mistakes_are_one_line_errors(argv, fragments, mistakes, faces_dir,
     (["train", "x", "--test-size", "-0.1"], "must lie in [0, 1)"),
     (["train", "x", "--learning-rate", "0"], "must be a positive number"),
     (["train", "x", "--size", "4"], "must be at least 8"),
+    (["train", "x", "--conv", "8,0"], "channels must be at least 1"),
+    (["train", "x", "--conv", "8;16"], "expected whole numbers separated by commas"),
     (["predict", "m", "i", "--threshold", "1.5"], "argument --threshold: must lie in [0, 1]"),
     (["bench", "--threads", "0"], "argument --threads: must be at least 1"),
     (["demo", "--people", "1"], "argument --people: must be at least 2"),

@@ -13,6 +13,8 @@ CONFIGS = [
     (("rows", "columns"), True, 1, "mean", "cosine", 0, 2),
     (("rows", "columns"), True, 2, "mean", "dense", 2, 2),
     (("columns",), False, 1, "last", "cosine", 3, 1),
+    (("rows", "columns"), True, 1, "mean", "cosine", (2, 3), 2),
+    (("rows",), True, 2, "mean", "dense", (3, 2), 1),
 ]
 
 
@@ -54,7 +56,7 @@ def test_backward_matches_finite_differences(views, bidirectional, num_layers, p
             assert grads[name].reshape(-1)[i] == pytest.approx(numeric, rel=1e-5, abs=1e-8), name
 
 
-@pytest.mark.parametrize("conv_channels,conv_stride", [(0, 2), (2, 2), (2, 1)])
+@pytest.mark.parametrize("conv_channels,conv_stride", [(0, 2), (2, 2), (2, 1), ((2, 3), 2), ((3, 2), 1)])
 def test_pixel_gradients_match_finite_differences(conv_channels, conv_stride):
     arch = Architecture(n_classes=3, image_size=5, hidden_size=3, num_layers=1, dropout=0.0,
                         conv_channels=conv_channels, conv_stride=conv_stride)
@@ -93,6 +95,38 @@ def test_convolution_is_the_textbook_sum(stride):
                     window = padded[n, i * stride : i * stride + 3, j * stride : j * stride + 3]
                     expected = max(float((window.reshape(-1) * weight[c]).sum() + bias[c]), 0.0)
                     assert maps[n, i, j, c] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_convolution_over_channels_is_the_textbook_sum(stride):
+    from pyface.nn.conv import conv_forward, output_size
+
+    rng = np.random.default_rng(5)
+    inputs = rng.normal(size=(2, 6, 6, 3))
+    weight, bias = rng.normal(size=(4, 27)), rng.normal(size=4)
+    maps, _ = conv_forward(inputs, weight, bias, stride)
+    out = output_size(6, stride)
+    assert maps.shape == (2, out, out, 4)
+    padded = np.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    kernel = weight.reshape(4, 3, 3, 3)  # (out channel, tap row, tap column, in channel)
+    for n in range(2):
+        for c in range(4):
+            for i in range(out):
+                for j in range(out):
+                    window = padded[n, i * stride : i * stride + 3, j * stride : j * stride + 3, :]
+                    expected = max(float((window * kernel[c]).sum() + bias[c]), 0.0)
+                    assert maps[n, i, j, c] == pytest.approx(expected, abs=1e-12)
+
+
+def test_two_convolutions_shape_what_the_lstms_read():
+    arch = Architecture(n_classes=3, image_size=64, hidden_size=8, conv_channels=(8, 16), conv_stride=2)
+    assert arch.conv_layers == (8, 16) and arch.conv_sizes() == [64, 32, 16]
+    assert (arch.sequence_length, arch.step_size) == (16, 256)
+    shapes = arch.parameter_shapes()
+    assert shapes["conv.weight"] == (8, 9) and shapes["conv2.weight"] == (16, 72) and shapes["conv2.bias"] == (16,)
+    assert shapes["rows.0.fwd.w_ih"] == (32, 256)
+    # A list (as JSON gives it back) is the same architecture as the tuple.
+    assert Architecture.from_dict(arch.to_dict()) == arch and arch.to_dict()["conv_channels"] == [8, 16]
 
 
 def test_convolution_front_end_shapes_what_the_lstms_read():
@@ -171,7 +205,8 @@ def test_wrong_image_size_is_rejected():
 
 @pytest.mark.parametrize("bad", [{"pooling": "max"}, {"views": ("diagonals",)}, {"views": ()},
                                  {"dropout": 1.0}, {"num_layers": 0}, {"hidden_size": 0},
-                                 {"conv_channels": -1}, {"conv_channels": 2.5}, {"conv_stride": 3}])
+                                 {"conv_channels": -1}, {"conv_channels": 2.5}, {"conv_stride": 3},
+                                 {"conv_channels": ()}, {"conv_channels": (8, 0)}, {"conv_channels": (8, True)}])
 def test_architecture_rejects_bad_settings(bad):
     with pytest.raises(ValueError):
         Architecture(n_classes=3, **bad)

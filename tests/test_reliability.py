@@ -82,8 +82,8 @@ def test_save_refuses_non_finite_weights_and_keeps_the_old_file(faces, tmp_path)
     path = tmp_path / "faces.pyface"
     model.save(path)
     before = path.read_bytes()
-    model.network.params["dense.bias"][1] = np.inf
-    with pytest.raises(ValueError, match="non-finite weights.*dense.bias"):
+    model.network.params["dense.weight"][1, 0] = np.inf
+    with pytest.raises(ValueError, match="non-finite weights.*dense.weight"):
         model.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["faces.pyface"]

@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["FACES", "int_at_least", "fraction", "positive_float", "threshold_option"]
+__all__ = ["FACES", "int_at_least", "conv_channels", "fraction", "positive_float", "threshold_option"]
 
 # --faces: the Preprocessor's detect_faces for each choice.
 FACES = {"auto": "auto", "crop": True, "whole": False}
@@ -24,6 +24,20 @@ def int_at_least(low: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def conv_channels(text: str) -> int | tuple[int, ...]:
+    """Channels of the convolutions: ``0`` (none), ``16`` (one layer) or ``16,32`` (one layer per number)."""
+    parts = text.split(",")
+    try:
+        values = [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if len(values) == 1 and values[0] >= 0:
+        return values[0]
+    if all(value >= 1 for value in values):
+        return tuple(values)
+    raise argparse.ArgumentTypeError(f"channels must be at least 1 (or a single 0 for none), got {text!r}")
 
 
 def fraction(low_inclusive: bool, high_inclusive: bool) -> Callable[[str], float]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .common import (UserError, count, existing_folder, load_faces, output_file, percent, plot_or_say,
                      progress_quiet, say, sibling)
-from .options import FACES, fraction, int_at_least, positive_float
+from .options import FACES, conv_channels, fraction, int_at_least, positive_float
 
 __all__ = ["add_parser", "run", "resume_command"]
 
@@ -33,9 +33,10 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int_at_least(1), help=f"stacked LSTM layers (default {trained['num_layers']})")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help=f"also read every sequence backwards (default {trained['bidirectional']})")
-    p.add_argument("--conv", type=int_at_least(0), metavar="CHANNELS",
-                   help="channels of a 3x3 convolution the LSTMs read instead of the pixels "
-                   f"(default {trained['conv_channels']}: none)")
+    p.add_argument("--conv", type=conv_channels, metavar="CHANNELS",
+                   help="channels of the 3x3 convolutions the LSTMs read instead of the pixels, one number "
+                   f"per layer (default {','.join(map(str, trained['conv_channels']))}; 0: none, the LSTMs "
+                   "read the pixels)")
     p.add_argument("--batch-size", type=int_at_least(1), help=f"images per step (default {trained['batch_size']})")
     p.add_argument("--learning-rate", type=positive_float,
                    help=f"peak learning rate (default {trained['learning_rate']})")

@@ -10,9 +10,10 @@ The ``cosine`` head scores a person by the cosine between the summary and that
 person's weight row instead (times a fixed scale), which trains summaries whose
 direction, not length, tells people apart: what face verification compares.
 
-With ``conv_channels`` > 0 the readings are of a convolutional front end instead of
-the pixels (:mod:`pyface.nn.conv`): a 3 x 3 convolution with ReLU and ``conv_stride``,
-whose maps (S', S', C) are read as S' rows of S' x C values, and as S' columns.
+With ``conv_channels`` the readings are of a convolutional front end instead of the
+pixels (:mod:`pyface.nn.conv`): 3 x 3 convolutions with ReLU, one per entry of
+``conv_channels`` (a whole number is one layer), each of ``conv_stride``; the last
+layer's maps (S', S', C) are read as S' rows of S' x C values, and as S' columns.
 
 The LSTM layers run through the native kernel; everything else is NumPy.
 """
@@ -51,11 +52,14 @@ class Architecture:
     head: str = "dense"
     cosine_scale: float = 16.0
     # Files written before the front end existed have neither field: the LSTMs read pixels.
-    conv_channels: int = 0
+    # A whole number C is one layer of C channels (0: none); a sequence, one layer per entry.
+    conv_channels: int | tuple[int, ...] = 0
     conv_stride: int = 2
 
     def __post_init__(self):
         object.__setattr__(self, "views", tuple(self.views))
+        if isinstance(self.conv_channels, (list, tuple)):
+            object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
         if self.n_classes < 1:
             raise ValueError(f"n_classes must be at least 1, got {self.n_classes}")
         if self.image_size < 1:
@@ -74,20 +78,35 @@ class Architecture:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if not self.cosine_scale > 0:
             raise ValueError(f"cosine_scale must be positive, got {self.cosine_scale}")
-        if isinstance(self.conv_channels, bool) or not isinstance(self.conv_channels, int) or self.conv_channels < 0:
-            raise ValueError(f"conv_channels must be a whole number >= 0 (0: no convolution), got {self.conv_channels!r}")
+        if not _valid_conv_channels(self.conv_channels):
+            raise ValueError("conv_channels must be a whole number >= 0 (0: no convolution) or a non-empty "
+                             f"sequence of whole numbers >= 1 (one layer each), got {self.conv_channels!r}")
         if isinstance(self.conv_stride, bool) or not isinstance(self.conv_stride, int) or self.conv_stride not in (1, 2):
             raise ValueError(f"conv_stride must be 1 or 2, got {self.conv_stride!r}")
 
     @property
+    def conv_layers(self) -> tuple[int, ...]:
+        """Channels of each convolution of the front end, first to last (empty: none)."""
+        channels = self.conv_channels
+        return tuple(channels) if isinstance(channels, tuple) else ((channels,) if channels else ())
+
+    def conv_sizes(self) -> list[int]:
+        """Side of the input of each convolution, then of the last maps."""
+        sizes = [self.image_size]
+        for _ in self.conv_layers:
+            sizes.append(output_size(sizes[-1], self.conv_stride))
+        return sizes
+
+    @property
     def sequence_length(self) -> int:
         """Timesteps of every reading: the rows (or columns) the LSTMs read."""
-        return output_size(self.image_size, self.conv_stride) if self.conv_channels else self.image_size
+        return self.conv_sizes()[-1]
 
     @property
     def step_size(self) -> int:
         """Values the first LSTM layer reads per timestep."""
-        return self.sequence_length * self.conv_channels if self.conv_channels else self.image_size
+        layers = self.conv_layers
+        return self.sequence_length * (layers[-1] if layers else 1)
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -100,6 +119,8 @@ class Architecture:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["views"] = list(self.views)
+        if isinstance(self.conv_channels, tuple):
+            d["conv_channels"] = list(self.conv_channels)
         return d
 
     @classmethod
@@ -113,9 +134,11 @@ class Architecture:
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         H = self.hidden_size
         shapes = {}
-        if self.conv_channels:
-            shapes["conv.weight"] = (self.conv_channels, KERNEL * KERNEL)
-            shapes["conv.bias"] = (self.conv_channels,)
+        inputs = 1
+        for layer, channels in enumerate(self.conv_layers):
+            shapes[f"{conv_name(layer)}.weight"] = (channels, KERNEL * KERNEL * inputs)
+            shapes[f"{conv_name(layer)}.bias"] = (channels,)
+            inputs = channels
         for view in self.views:
             for layer in range(self.num_layers):
                 inputs = self.step_size if layer == 0 else H * len(self.directions)
@@ -129,6 +152,19 @@ class Architecture:
             # A bias would let the cosine head favour a person whatever the face.
             shapes["dense.bias"] = (self.n_classes,)
         return shapes
+
+
+def conv_name(layer: int) -> str:
+    """Name of the parameters of convolution ``layer`` (0: "conv", as files with one layer have it; 1: "conv2")."""
+    return "conv" if layer == 0 else f"conv{layer + 1}"
+
+
+def _valid_conv_channels(value) -> bool:
+    def whole(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    if isinstance(value, tuple):
+        return len(value) > 0 and all(whole(v) and v >= 1 for v in value)
+    return whole(value) and value >= 0
 
 
 def _glorot(rng: np.random.Generator, fan_out: int, fan_in: int) -> np.ndarray:
@@ -160,7 +196,7 @@ def init_parameters(arch: Architecture, rng: np.random.Generator, dtype=np.float
             value[H : 2 * H] = 1.0  # remember by default until the data says otherwise
         elif name == "dense.weight":
             value = _glorot(rng, *shape)
-        elif name == "conv.weight":
+        elif name.startswith("conv") and name.endswith(".weight"):
             # He: the ReLU halves the variance, which twice the fan-in's share restores.
             value = rng.standard_normal(shape) * np.sqrt(2.0 / shape[1])
         else:
@@ -229,10 +265,15 @@ class Network:
             raise ValueError(f"images must have shape (N, {S}, {S}), got {images.shape}")
         # Centred inputs keep the gates away from saturation at the start.
         x = images.astype(self.dtype) * _INPUT_SCALE - 1
-        if arch.conv_channels:
-            maps, conv_cache = conv_forward(x, self.params["conv.weight"], self.params["conv.bias"], arch.conv_stride)
+        if arch.conv_layers:
+            maps, conv_caches = x, []
+            for layer in range(len(arch.conv_layers)):
+                name = conv_name(layer)
+                maps, layer_cache = conv_forward(maps, self.params[f"{name}.weight"], self.params[f"{name}.bias"],
+                                                 arch.conv_stride)
+                conv_caches.append(layer_cache)
             if cache is not None:
-                cache["conv"] = conv_cache
+                cache["conv"] = conv_caches
             n, T = len(maps), arch.sequence_length
             seqs = {"rows": lambda: maps.reshape(n, T, -1),
                     "columns": lambda: np.ascontiguousarray(maps.transpose(0, 2, 1, 3)).reshape(n, T, -1)}
@@ -372,7 +413,7 @@ class Network:
         if "mask" in cache:
             dfeatures *= cache["mask"]
         n_dirs = len(arch.directions)
-        conv = arch.conv_channels > 0
+        conv = bool(arch.conv_layers)
         dmaps = None
         for v, view in enumerate(arch.views):
             layers = cache["views"][view]
@@ -411,9 +452,12 @@ class Network:
             elif pixels is not None:
                 pixels += _INPUT_SCALE * (dinputs if view == "rows" else dinputs.transpose(0, 2, 1))
         if conv:
-            dx, grads["conv.weight"], grads["conv.bias"] = conv_backward(
-                dmaps, cache["conv"], self.params["conv.weight"], size=arch.image_size, stride=arch.conv_stride,
-                need_dimages=pixels is not None)
+            sizes = arch.conv_sizes()
+            for layer in reversed(range(len(arch.conv_layers))):
+                name = conv_name(layer)
+                dmaps, grads[f"{name}.weight"], grads[f"{name}.bias"] = conv_backward(
+                    dmaps, cache["conv"][layer], self.params[f"{name}.weight"], size=sizes[layer],
+                    stride=arch.conv_stride, need_dinputs=layer > 0 or pixels is not None)
             if pixels is not None:
-                pixels += _INPUT_SCALE * dx
+                pixels += _INPUT_SCALE * dmaps[..., 0]
         return grads

@@ -19,10 +19,11 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
           validation_data: FaceDataset | None = None,
           hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
           views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.2,
-          head: str = "dense", cosine_scale: float = 16.0, conv_channels: int = 0, conv_stride: int = 2,
+          head: str = "cosine", cosine_scale: float = 32.0, conv_channels: int | tuple[int, ...] = (16, 32),
+          conv_stride: int = 2,
           epochs: int = 100, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
           warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
-          label_smoothing: float = 0.1, class_weight: str | None = "balanced",
+          label_smoothing: float = 0.0, class_weight: str | None = "balanced",
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
           open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
@@ -38,7 +39,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         which the model keeps for prediction. The data must show at least two people.
         ``validation_data`` (a FaceDataset preprocessed alike) is watched for early stopping.
 
-    Network (chosen on ORL, docs/experiments.md)
+    Network (chosen on ORL and LFW, docs/experiments.md)
         ``hidden_size`` LSTM units per direction (>= 1); ``num_layers`` stacked LSTMs
         (>= 1); ``bidirectional`` also reads every sequence backwards; ``views`` the
         readings of an image, among ``"rows"`` and ``"columns"``; ``pooling`` ``"mean"``
@@ -47,7 +48,9 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         (``cosine_scale`` > 0 times the cosine with each person's weight row);
         ``conv_channels`` > 0 puts a 3 x 3 convolution with that many channels and ReLU,
         of ``conv_stride`` 1 or 2 (pixels), in front of the LSTMs, which then read its maps
-        instead of the pixels (0: they read the pixels).
+        instead of the pixels (0: they read the pixels); a sequence of channel counts, such
+        as the default ``(16, 32)``, stacks one such convolution per entry, each of
+        ``conv_stride``.
 
     Training
         ``epochs`` passes over the images (>= 1); ``batch_size`` images per step (>= 1);
