@@ -1,3 +1,4 @@
+import json
 import numpy as np
 import pytest
 
@@ -127,6 +128,10 @@ def test_two_convolutions_shape_what_the_lstms_read():
     assert shapes["rows.0.fwd.w_ih"] == (32, 256)
     # A list (as JSON gives it back) is the same architecture as the tuple.
     assert Architecture.from_dict(arch.to_dict()) == arch and arch.to_dict()["conv_channels"] == [8, 16]
+    # NumPy integers are kept as ints, which the model file's JSON can hold.
+    from_numpy = Architecture(n_classes=3, conv_channels=tuple(np.array([8, 16])))
+    assert json.loads(json.dumps(from_numpy.to_dict()))["conv_channels"] == [8, 16]
+    assert type(Architecture(n_classes=3, conv_channels=np.int64(8)).conv_channels) is int
 
 
 def test_convolution_front_end_shapes_what_the_lstms_read():

@@ -58,8 +58,12 @@ class Architecture:
 
     def __post_init__(self):
         object.__setattr__(self, "views", tuple(self.views))
-        if isinstance(self.conv_channels, (list, tuple)):
-            object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
+        # NumPy integers become ints, so that the model file's JSON can hold them.
+        channels = self.conv_channels
+        if isinstance(channels, (list, tuple)):
+            object.__setattr__(self, "conv_channels", tuple(_as_int(v) for v in channels))
+        else:
+            object.__setattr__(self, "conv_channels", _as_int(channels))
         if self.n_classes < 1:
             raise ValueError(f"n_classes must be at least 1, got {self.n_classes}")
         if self.image_size < 1:
@@ -159,9 +163,13 @@ def conv_name(layer: int) -> str:
     return "conv" if layer == 0 else f"conv{layer + 1}"
 
 
+def _as_int(value):
+    return int(value) if isinstance(value, np.integer) and not isinstance(value, np.bool_) else value
+
+
 def _valid_conv_channels(value) -> bool:
     def whole(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        return isinstance(v, int) and not isinstance(v, bool)
     if isinstance(value, tuple):
         return len(value) > 0 and all(whole(v) and v >= 1 for v in value)
     return whole(value) and value >= 0
