@@ -91,8 +91,8 @@ class Architecture:
     @property
     def conv_layers(self) -> tuple[int, ...]:
         """Channels of each convolution of the front end, first to last (empty: none)."""
-        channels = self.conv_channels
-        return tuple(channels) if isinstance(channels, tuple) else ((channels,) if channels else ())
+        channels = self.conv_channels  # __post_init__ made it an int or a tuple
+        return channels if isinstance(channels, tuple) else ((channels,) if channels else ())
 
     def conv_sizes(self) -> list[int]:
         """Side of the input of each convolution, then of the last maps."""
