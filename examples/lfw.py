@@ -2,6 +2,7 @@
 
     python examples/lfw.py path/to/lfw closed          # the held-out people, 80/20 split
     python examples/lfw.py path/to/lfw open            # a general model, then its unseen people
+    python examples/lfw.py path/to/lfw split           # both protocols' photo lists, as JSON
 
 The folder is the shared LFW pool (people with fewer than 20 photos, deep-funneled). Its 96
 people with 10-19 photos are held out from development, as the LFW people with 20 or more
@@ -14,10 +15,13 @@ photos are held out of the pool itself:
   photos identified among all of them; the verification EER over all pairs of their photos;
   and, with half of them enrolled (5 photos each) and the other half as strangers, the share
   of the strangers' photos the default threshold lets in.
+- ``split``: no training; the photos each protocol uses (relative to the folder), for other
+  methods to be measured on the same ones (``examples/lfw_baselines.py``).
 """
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -76,16 +80,31 @@ def open_set(folder: str, options: dict, seed: int, min_faces: int) -> dict:
             "threshold": model.threshold, "calibration_far": model.calibration["identify"]["far"]}
 
 
+def photo_lists(folder: str) -> dict:
+    """The photos of both protocols as [path relative to ``folder``, person] pairs."""
+    faces = load_images(folder, people=held_out(folder))
+
+    def listed(part):
+        return [[os.path.relpath(path, folder), faces.names[label]] for path, label in zip(part.paths, part.labels)]
+
+    train_set, test_set = faces.split(test_size=0.2, seed=0)
+    enrolment, rest = faces.split_first(ENROLL)
+    return {"closed": {"train": listed(train_set), "test": listed(test_set)},
+            "open": {"enroll": listed(enrolment), "rest": listed(rest), "all": listed(faces)}}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="the LFW pool (one folder per person)")
-    parser.add_argument("task", choices=("closed", "open"))
+    parser.add_argument("task", choices=("closed", "open", "split"))
     parser.add_argument("--options", default="{}", help="keyword options of pyface.train, as JSON")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--min-faces", type=int, default=2, help="open: train on people with this many photos")
     args = parser.parse_args()
     options = {"quiet": True, **json.loads(args.options)}
-    if args.task == "closed":
+    if args.task == "split":
+        result = photo_lists(args.folder)
+    elif args.task == "closed":
         result = closed_set(args.folder, options, args.seed)
     else:
         result = open_set(args.folder, options, args.seed, args.min_faces)
