@@ -392,6 +392,17 @@ def test_user_mistakes_are_one_line_errors(argv, fragments, mistakes, faces_dir,
     assert_one_line_error(status, err, *fragments)
 
 
+@pytest.mark.parametrize("blended, expected", [(None, 3), ("auto", 3), ("0", 0), ("2", 2)])
+def test_train_blends_one_person_per_real_one_unless_told(faces_dir, tmp_path, capsys, blended, expected):
+    out = tmp_path / "blended.pyface"
+    given = [] if blended is None else ["--blended", blended]
+    status, printed, err = run(capsys, "train", faces_dir, "--out", out, *given, *TINY)
+    assert status == 0, err
+    model = load_model(out)
+    # Three people: the default makes one blended person each; none of them is in the model.
+    assert model.training["blended_people"] == expected and model.names == PEOPLE
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "x", "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
     (["train", "x", "--epochs", "many"], "expected an integer"),
@@ -401,6 +412,8 @@ def test_user_mistakes_are_one_line_errors(argv, fragments, mistakes, faces_dir,
     (["train", "x", "--size", "4"], "must be at least 8"),
     (["train", "x", "--conv", "8,0"], "channels must be at least 1"),
     (["train", "x", "--conv", "8;16"], "expected whole numbers separated by commas"),
+    (["train", "x", "--blended", "-1"], "argument --blended: must be 'auto' or at least 0, got -1"),
+    (["train", "x", "--blended", "lots"], "expected 'auto' or a whole number, got 'lots'"),
     (["predict", "m", "i", "--threshold", "1.5"], "argument --threshold: must lie in [0, 1]"),
     (["bench", "--threads", "0"], "argument --threads: must be at least 1"),
     (["demo", "--people", "1"], "argument --people: must be at least 2"),

@@ -6,6 +6,7 @@ from pyface.data.preprocess import Preprocessor
 from pyface.training import loop as training
 from pyface.data.split import stratified_split
 from pyface.training import train
+from pyface.training.settings import blended_count
 from pyface.training.step import class_weights
 
 
@@ -122,7 +123,7 @@ def test_blended_people_are_trained_on_and_left_out_of_the_model(faces, tiny, mo
         return real(network, optimizer, x, y, *args, **kwargs)
 
     monkeypatch.setattr(training, "train_epoch", recording)
-    model = train(faces, blended_people=2, epochs=2, quiet=True, **tiny)
+    model = train(faces, epochs=2, quiet=True, **dict(tiny, blended_people=2))
     assert [(n, list(labels)) for n, labels in seen] == [(5, [0, 1, 2, 3, 4])] * 2
     assert model.names == faces.names and model.network.arch.n_classes == 3
     assert model.network.params["dense.weight"].shape[0] == 3 and model.network.params["dense.bias"].shape == (3,)
@@ -131,8 +132,29 @@ def test_blended_people_are_trained_on_and_left_out_of_the_model(faces, tiny, mo
     assert model.training["blended_people"] == 2
 
 
+def test_auto_blends_one_person_per_real_person_as_far_as_there_are_pairs(faces, tiny, monkeypatch):
+    seen = []
+    real = training.train_epoch
+
+    def recording(network, optimizer, x, y, *args, **kwargs):
+        seen.append((network.arch.n_classes, np.unique(y)))
+        return real(network, optimizer, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_epoch", recording)
+    model = train(faces, epochs=1, quiet=True, **dict(tiny, blended_people="auto"))
+    # Three people make three pairs, so three blended people beside them.
+    assert [(n, list(labels)) for n, labels in seen] == [(6, [0, 1, 2, 3, 4, 5])]
+    assert model.training["blended_people"] == 3 and model.network.arch.n_classes == 3
+
+
+@pytest.mark.parametrize("n_people,asked,count", [(2, "auto", 1), (3, "auto", 3), (4, "auto", 4), (96, "auto", 96),
+                                                  (5, 7, 7), (5, 0, 0)])
+def test_blended_count(n_people, asked, count):
+    assert blended_count(asked, n_people) == count
+
+
 @pytest.mark.parametrize("options,error", [
-    ({"epochs": 0}, ValueError), ({"class_weight": "inverse"}, ValueError),
+    ({"epochs": 0}, ValueError), ({"blended_people": "many"}, ValueError), ({"class_weight": "inverse"}, ValueError),
     ({"learning_rate": -1.0}, ValueError), ({"layers": 2}, TypeError),
     ({"blended_people": -1}, ValueError), ({"blended_people": 1.5}, ValueError), ({"blended_people": 4}, ValueError),
 ])

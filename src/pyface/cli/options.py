@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["FACES", "int_at_least", "conv_channels", "fraction", "positive_float", "threshold_option"]
+__all__ = ["FACES", "int_at_least", "conv_channels", "blended_people", "fraction", "positive_float", "threshold_option"]
 
 # --faces: the Preprocessor's detect_faces for each choice.
 FACES = {"auto": "auto", "crop": True, "whole": False}
@@ -38,6 +38,19 @@ def conv_channels(text: str) -> int | tuple[int, ...]:
     if all(value >= 1 for value in values):
         return tuple(values)
     raise argparse.ArgumentTypeError(f"channels must be at least 1 (or a single 0 for none), got {text!r}")
+
+
+def blended_people(text: str) -> int | str:
+    """Blended people to train beside the real ones: ``auto`` (one per real person) or a whole number >= 0."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or at least 0, got {value}")
+    return value
 
 
 def fraction(low_inclusive: bool, high_inclusive: bool) -> Callable[[str], float]:

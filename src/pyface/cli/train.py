@@ -13,7 +13,7 @@ import numpy as np
 
 from .common import (UserError, count, existing_folder, load_faces, output_file, percent, plot_or_say,
                      progress_quiet, say, sibling)
-from .options import FACES, conv_channels, fraction, int_at_least, positive_float
+from .options import FACES, blended_people, conv_channels, fraction, int_at_least, positive_float
 
 __all__ = ["add_parser", "run", "resume_command"]
 
@@ -37,6 +37,10 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                    help="channels of the 3x3 convolutions the LSTMs read instead of the pixels, one number "
                    f"per layer (default {','.join(map(str, trained['conv_channels']))}; 0: none, the LSTMs "
                    "read the pixels)")
+    p.add_argument("--blended", type=blended_people, metavar="N",
+                   help="made-up people, each a blend of two real ones, trained on beside them and left out of "
+                   f"the model: auto (one per real person, about twice the work per epoch) or a number "
+                   f"(default {trained['blended_people']}; 0: none)")
     p.add_argument("--batch-size", type=int_at_least(1), help=f"images per step (default {trained['batch_size']})")
     p.add_argument("--learning-rate", type=positive_float,
                    help=f"peak learning rate (default {trained['learning_rate']})")
@@ -101,7 +105,7 @@ def _options(args: argparse.Namespace) -> dict:
     options = {
         "epochs": args.epochs, "hidden_size": args.hidden, "num_layers": args.layers,
         "bidirectional": args.bidirectional, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "precision": args.precision, "conv_channels": args.conv,
+        "precision": args.precision, "conv_channels": args.conv, "blended_people": args.blended,
     }
     options = {name: value for name, value in options.items() if value is not None}
     if args.no_augment:

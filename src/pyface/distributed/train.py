@@ -82,7 +82,7 @@ def train(data, labels=None, *, client=None, shards: int | None = None, names=No
           warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
           label_smoothing: float = 0.0, class_weight: str | None = "balanced",
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
-          validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
+          validation_fraction: float = 0.0, patience: int = 20, blended_people: int | str = "auto",
           open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
           precision: str = "float32", seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
           resume=None):

@@ -25,7 +25,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
           warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
           label_smoothing: float = 0.0, class_weight: str | None = "balanced",
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
-          validation_fraction: float = 0.0, patience: int = 20, blended_people: int = 0,
+          validation_fraction: float = 0.0, patience: int = 20, blended_people: int | str = "auto",
           open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
           precision: str = "float32",
           seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
@@ -65,6 +65,9 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         the best weights are restored. ``blended_people`` (>= 0) made-up people, each the
         pixel blend of a different pair of training people, are trained on beside the
         real ones and left out of the model; they teach finer differences between faces.
+        The default ``"auto"`` makes one per real person (fewer with under four people,
+        who have fewer pairs), which roughly doubles the images of an epoch; 0 turns
+        them off.
         ``precision`` ``"float32"`` or ``"bfloat16"``: the number format of the LSTM's
         matrix products in training (weights, Adam state and everything else stay float32;
         the model predicts in float32 and records the precision it was trained in).

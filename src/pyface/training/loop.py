@@ -19,7 +19,7 @@ from .checkpoint import TrainingState, data_fingerprint, load_checkpoint, save_c
 from .data import RunData, calibration_people, run_data
 from .epoch import Schedule, evaluate_loss, train_epoch
 from .errors import TrainingDivergedError, TrainingInterrupted
-from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings
+from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings, blended_count
 from .state import HISTORY_KEYS, EarlyStopping, capture, restore, run_generators
 from .step import GradientFunction, batch_gradients, class_weights
 
@@ -68,7 +68,9 @@ def _setup(dataset: FaceDataset, options: dict, validation_data: FaceDataset | N
                                                                         validation_data.labels)))}
     if resume is not None:
         return _resumed(resume, options, description)
-    settings = TrainingSettings(**{n: options[n] for n in TRAINING_OPTIONS})
+    chosen = {n: options[n] for n in TRAINING_OPTIONS}
+    chosen["blended_people"] = blended_count(chosen["blended_people"], len(np.unique(dataset.labels)))
+    settings = TrainingSettings(**chosen)
     arch = Architecture(n_classes=len(dataset.names) + settings.blended_people, image_size=images.shape[1],
                         **{n: options[n] for n in ARCHITECTURE_OPTIONS})
     # seed=None draws fresh entropy; recording it lets a checkpoint of such a run resume.
