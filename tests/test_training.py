@@ -114,17 +114,23 @@ def test_progress_bar_on_a_terminal_or_when_asked(faces, capsys, tiny):
     assert capsys.readouterr().err == ""
 
 
-def test_blended_people_are_trained_on_and_left_out_of_the_model(faces, tiny, monkeypatch):
+@pytest.fixture
+def epochs_seen(monkeypatch):
+    """(classes of the network, labels trained on) of every epoch of the runs of a test."""
     seen = []
     real = training.train_epoch
 
     def recording(network, optimizer, x, y, *args, **kwargs):
-        seen.append((network.arch.n_classes, np.unique(y)))
+        seen.append((network.arch.n_classes, list(np.unique(y))))
         return real(network, optimizer, x, y, *args, **kwargs)
 
     monkeypatch.setattr(training, "train_epoch", recording)
+    return seen
+
+
+def test_blended_people_are_trained_on_and_left_out_of_the_model(faces, tiny, epochs_seen):
     model = train(faces, epochs=2, quiet=True, **dict(tiny, blended_people=2))
-    assert [(n, list(labels)) for n, labels in seen] == [(5, [0, 1, 2, 3, 4])] * 2
+    assert epochs_seen == [(5, [0, 1, 2, 3, 4])] * 2
     assert model.names == faces.names and model.network.arch.n_classes == 3
     assert model.network.params["dense.weight"].shape[0] == 3 and model.network.params["dense.bias"].shape == (3,)
     assert len(model.templates) == len(faces)
@@ -132,18 +138,10 @@ def test_blended_people_are_trained_on_and_left_out_of_the_model(faces, tiny, mo
     assert model.training["blended_people"] == 2
 
 
-def test_auto_blends_one_person_per_real_person_as_far_as_there_are_pairs(faces, tiny, monkeypatch):
-    seen = []
-    real = training.train_epoch
-
-    def recording(network, optimizer, x, y, *args, **kwargs):
-        seen.append((network.arch.n_classes, np.unique(y)))
-        return real(network, optimizer, x, y, *args, **kwargs)
-
-    monkeypatch.setattr(training, "train_epoch", recording)
+def test_auto_blends_one_person_per_real_person_as_far_as_there_are_pairs(faces, tiny, epochs_seen):
     model = train(faces, epochs=1, quiet=True, **dict(tiny, blended_people="auto"))
     # Three people make three pairs, so three blended people beside them.
-    assert [(n, list(labels)) for n, labels in seen] == [(6, [0, 1, 2, 3, 4, 5])]
+    assert epochs_seen == [(6, [0, 1, 2, 3, 4, 5])]
     assert model.training["blended_people"] == 3 and model.network.arch.n_classes == 3
 
 
