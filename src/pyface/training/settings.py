@@ -29,8 +29,8 @@ class TrainingSettings:
     augment: Augmentation | None = Augmentation()
     validation_fraction: float = 0.0
     patience: int = 20
-    # A run's settings hold the count; "auto" (pyface.train's default) is resolved by blended_count.
-    blended_people: int | str = 0
+    # The count: pyface.train's "auto" is resolved by blended_count before a run's settings are made.
+    blended_people: int = 0
     open_set: bool = False
     target_far: float = 0.01
     calibration_people: float = 0.2
@@ -52,9 +52,8 @@ class TrainingSettings:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience}")
-        if self.blended_people != "auto" and (isinstance(self.blended_people, bool)
-                                              or not isinstance(self.blended_people, (int, np.integer))
-                                              or self.blended_people < 0):
+        if isinstance(self.blended_people, bool) or not isinstance(self.blended_people, (int, np.integer)) \
+                or self.blended_people < 0:
             raise ValueError(f"blended_people must be a non-negative integer or 'auto', got {self.blended_people!r}")
         if not isinstance(self.open_set, (bool, np.bool_)):
             raise ValueError(f"open_set must be True or False, got {self.open_set!r}")
