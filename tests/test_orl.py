@@ -7,8 +7,8 @@ from pyface.data import load_images
 from pyface import load_model
 from pyface.training import train
 
-# A fifth of the default 100 epochs keeps this well under a minute; the full default
-# reaches 97.5-100% on this split (docs/experiments.md).
+# A short training (the default is 150 epochs) keeps this well under a minute; the
+# defaults reach 97.5-100% on this split (docs/experiments.md).
 EPOCHS = 20
 
 

@@ -21,7 +21,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
           views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.2,
           head: str = "cosine", cosine_scale: float = 32.0, conv_channels: int | tuple[int, ...] = (16, 32),
           conv_stride: int = 2,
-          epochs: int = 100, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
+          epochs: int = 150, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
           warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
           label_smoothing: float = 0.0, class_weight: str | None = "balanced",
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
