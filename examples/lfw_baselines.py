@@ -60,6 +60,8 @@ def lbph_accuracy(train: tuple, test: tuple) -> float:
 
 def lbph_eer(images: np.ndarray, labels: np.ndarray) -> float:
     """EER of the chi-square distance between the LBP histograms of all pairs of photos."""
+    # pyface.open_set's roc_curve / equal_error_rate would do this, but pyface cannot be installed
+    # beside OpenCV's contrib build, so this script counts the error rates itself.
     model = lbph()
     model.train(list(images), labels)
     hist = np.stack([h.ravel() for h in model.getHistograms()]).astype(np.float64)
