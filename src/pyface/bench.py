@@ -150,6 +150,11 @@ def set_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def _bf16_peak(precision: str) -> bool:
+    """Whether the peak that bounds ``precision`` is that of bf16 dot products (a bfloat16 path exists)."""
+    return precision == "bfloat16" and bool(_runtime.info()["bf16"])
+
+
 def fma_peak(*, min_time: float = 0.5, precision: str = "float32") -> float:
     """GFLOP/s of independent vector FMAs on pyface's threads and instruction set.
 
@@ -160,7 +165,7 @@ def fma_peak(*, min_time: float = 0.5, precision: str = "float32") -> float:
     """
     from . import _core
 
-    probe = _core.bf16_probe if precision == "bfloat16" and _runtime.info()["bf16"] else _core.fma_probe
+    probe = _core.bf16_probe if _bf16_peak(precision) else _core.fma_probe
     rounds = 1 << 16
     while True:
         start = time.perf_counter()
@@ -321,7 +326,7 @@ def report(
     rows = run(configs, threads, impls, min_time=min_time, precision=precision)
     print(f"precision: {precision}")
     peaks = {r["threads"]: r["peak_gflops"] for r in rows}
-    kind = "bf16 dot-product peak" if precision == "bfloat16" and _runtime.info()["bf16"] else "FMA peak"
+    kind = "bf16 dot-product peak" if _bf16_peak(precision) else "FMA peak"
     print(f"{kind}: " + ", ".join(f"{peaks[n]:.0f} GFLOP/s on {n} thread{'s' if n > 1 else ''}" for n in peaks))
     print(format_table(rows))
 
