@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from pyface.kernel import reference
@@ -158,6 +160,17 @@ def test_blended_count(n_people, asked, count):
 ])
 def test_bad_options(faces, options, error):
     with pytest.raises(error):
+        train(faces, quiet=True, **options)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"weight_decay": -0.1}, "weight_decay must be non-negative, got -0.1"),
+    # A decay of 0.2 with a learning rate of 5 would multiply the weights by 0 at each step.
+    ({"learning_rate": 5.0, "weight_decay": 0.2}, "learning_rate x weight_decay must be below 1"),
+    ({"learning_rate": 0.5, "weight_decay": 3.0}, "got 0.5 x 3.0"),
+])
+def test_weight_decay_that_cannot_shrink_the_weights_is_refused(faces, options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         train(faces, quiet=True, **options)
 
 

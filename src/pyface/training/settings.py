@@ -46,6 +46,13 @@ class TrainingSettings:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
+        # Decoupled decay multiplies the weights by 1 - learning_rate x weight_decay at each step:
+        # at 1 or more that flips or zeroes them instead of shrinking them.
+        if self.learning_rate * self.weight_decay >= 1:
+            raise ValueError(f"learning_rate x weight_decay must be below 1 (each step multiplies the weights by "
+                             f"1 minus it), got {self.learning_rate} x {self.weight_decay}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
