@@ -18,11 +18,11 @@ _DEFAULT_AUGMENTATION = Augmentation()
 def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = None,
           validation_data: FaceDataset | None = None,
           hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
-          views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.2,
+          views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.4,
           head: str = "cosine", cosine_scale: float = 32.0, conv_channels: int | tuple[int, ...] = (16, 32),
           conv_stride: int = 2,
           epochs: int = 150, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
-          warmup_epochs: int = 2, weight_decay: float = 1e-4, clip_norm: float | None = 5.0,
+          warmup_epochs: int = 2, weight_decay: float = 0.2, clip_norm: float | None = 5.0,
           label_smoothing: float = 0.0, class_weight: str | None = "balanced",
           augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int | str = "auto",
@@ -78,7 +78,8 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
     Open set
         ``open_set=True`` trains a model for people it has never seen: every option left
         at its default takes the open-set recipe's value (``pyface.training.OPEN_SET_RECIPE``:
-        cosine head, wider augmentation, 200 epochs, 100 blended people), and a share
+        cosine head, wider augmentation, 200 epochs, 100 blended people, the LSTMs reading
+        the pixels, dropout 0.2 and weight decay 1e-4), and a share
         ``calibration_people`` in (0, 1) of the people (at least two) is kept out of
         training to measure the default thresholds on, as strangers are. Both default
         thresholds let in a share ``target_far`` in [0, 1) of strangers where they were
