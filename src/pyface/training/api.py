@@ -79,7 +79,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         ``open_set=True`` trains a model for people it has never seen: every option left
         at its default takes the open-set recipe's value (``pyface.training.OPEN_SET_RECIPE``:
         cosine head, wider augmentation, 200 epochs, 100 blended people, the LSTMs reading
-        the pixels, dropout 0.2 and weight decay 1e-4), and a share
+        the pixels), and a share
         ``calibration_people`` in (0, 1) of the people (at least two) is kept out of
         training to measure the default thresholds on, as strangers are. Both default
         thresholds let in a share ``target_far`` in [0, 1) of strangers where they were
