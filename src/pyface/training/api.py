@@ -57,8 +57,8 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         AdamW with peak ``learning_rate`` (> 0) under ``lr_schedule`` ``"cosine"`` or
         ``"constant"`` after ``warmup_epochs`` of linear warm-up, ``weight_decay`` (>= 0,
         decoupled: each step multiplies the weight matrices by 1 - learning rate x
-        ``weight_decay``, which must stay above 0); gradients clipped to a global norm of ``clip_norm`` (None:
-        never); ``label_smoothing`` in [0, 1); ``class_weight`` ``"balanced"`` (each
+        ``weight_decay``, so the product must stay below 1); gradients clipped to a
+        global norm of ``clip_norm`` (None: never); ``label_smoothing`` in [0, 1); ``class_weight`` ``"balanced"`` (each
         person weighs the same) or None; ``augment`` an :class:`~pyface.Augmentation`,
         a dict of its fields, True for the default, False or None for none.
         ``validation_fraction`` in [0, 1) of each person's images is held out: training

@@ -95,8 +95,8 @@ TRAINING_OPTIONS = tuple(f.name for f in fields(TrainingSettings))
 # Architecture (LSTMs reading pixels, dense head: what files without these fields hold). Chosen
 # on LFW's held-out people and ORL (docs/experiments.md, "Two convolutions and the cosine head"):
 # two 3 x 3 convolutions and the cosine head took LFW from 47.5 to 62.5 % with ORL unchanged.
-# Dropout 0.4 rather than 0.2, with the weight decay below: LFW 68.3 / 64.1 -> 71.8 / 71.0 %
-# (seeds 0 / 1; docs/experiments.md, "Stronger regularisation").
+# Dropout 0.4 rather than 0.2, with the weight decay below: LFW 67.2 / 64.1 -> 71.8 / 71.0 %
+# (seeds 0 / 1, one thread; docs/experiments.md, "Stronger regularisation").
 CHOSEN_ARCHITECTURE = {"conv_channels": (16, 32), "head": "cosine", "cosine_scale": 32.0, "dropout": 0.4}
 # The same for the training, where it differs from TrainingSettings (what older files hold):
 # as many blended people as real ones took LFW's held-out people from 62.5 / 60.2 % to 64.5 /
