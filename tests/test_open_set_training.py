@@ -5,8 +5,9 @@ import pytest
 
 import pyface
 from pyface.recognition.open_set import identification_scores, pair_scores, threshold_at_far
-from pyface.training import DEFAULTS, OPEN_SET_RECIPE
-from pyface.training.settings import with_open_set_recipe
+from pyface.training import DEFAULTS
+from pyface.training.augment import Augmentation
+from pyface.training.settings import options_from, resolved
 
 
 def test_threshold_at_far_by_hand():
@@ -20,16 +21,27 @@ def test_threshold_at_far_by_hand():
         threshold_at_far(genuine, impostor, 1.0)
 
 
-def test_the_recipe_fills_only_the_options_left_at_their_default():
-    options = dict(DEFAULTS, epochs=7)
-    recipe = with_open_set_recipe(options)
-    assert recipe["epochs"] == 7  # given: kept
-    assert recipe["head"] == OPEN_SET_RECIPE["head"] == "cosine" and recipe["blended_people"] == 100
-    assert recipe["hidden_size"] == DEFAULTS["hidden_size"]
+def test_auto_options_take_the_recipe_with_open_set_and_given_values_are_kept():
+    recipe = resolved(options_from(dict(DEFAULTS, open_set=True)))
+    assert (recipe["epochs"], recipe["blended_people"], recipe["cosine_scale"]) == (200, 100, 64.0)
+    assert recipe["augment"] == Augmentation(shift=0.1, rotation=10.0, scale=0.1)
     # The open-set network reads pixels: the default convolutions made unseen ORL people's EER worse.
-    assert DEFAULTS["conv_channels"] == (16, 32) and recipe["conv_channels"] == 0
-    # It takes the defaults' regularisation, which lowered the EER of unseen people on ORL and LFW.
-    assert (recipe["dropout"], recipe["weight_decay"]) == (DEFAULTS["dropout"], DEFAULTS["weight_decay"]) == (0.4, 0.2)
+    assert recipe["conv_channels"] == 0
+    # It keeps the defaults' head and regularisation, which lowered the EER of unseen people on ORL and LFW.
+    assert (recipe["head"], recipe["dropout"], recipe["weight_decay"], recipe["hidden_size"]) == ("cosine", 0.4, 0.2, 64)
+    closed = resolved(options_from(DEFAULTS))
+    assert (closed["epochs"], closed["conv_channels"], closed["cosine_scale"]) == (150, (16, 32), 32.0)
+    assert closed["augment"] == Augmentation() and closed["blended_people"] == "auto"  # one per person
+    # A value given keeps it with open_set, the closed-set defaults' values too.
+    given = resolved(options_from(dict(DEFAULTS, open_set=True, epochs=150, conv_channels=[16, 32], augment=True)))
+    assert (given["epochs"], given["conv_channels"], given["augment"]) == (150, (16, 32), Augmentation())
+    assert given["cosine_scale"] == 64.0
+
+
+@pytest.mark.parametrize("name", ["epochs", "conv_channels", "cosine_scale", "augment", "blended_people"])
+def test_a_word_other_than_auto_is_a_clear_error(make_dataset, name):
+    with pytest.raises(ValueError, match=f"{name} must be a value or 'auto', got 'many'"):
+        pyface.train(make_dataset(n_classes=3, per_class=4), **{name: "many"}, quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +59,10 @@ def test_people_are_kept_out_and_thresholds_measured_on_them(open_model):
     assert len(kept_out) == 3 and len(model.names) == 6  # 0.3 of 9 people
     calibration = model.calibration
     assert calibration["source"] == "people kept out of training" and calibration["people"] == 3
-    assert model.architecture.conv_channels == 0 and model.architecture.head == "cosine"
+    # Options left at "auto" take the recipe's values, those given keep theirs.
+    assert model.architecture.conv_channels == 0 and model.architecture.cosine_scale == 64.0
     assert model.architecture.head == "cosine" and model.training["open_set"] is True
+    assert model.training["epochs"] == 8 and model.training["blended_people"] == 2
     strangers = pyface.data.select_people(faces, kept_out)
     emb = model.embed(strangers)
     # Strangers meet the trained people's templates too, not only each other.
@@ -70,6 +84,21 @@ def test_the_calibration_is_kept_in_the_model_file(open_model, tmp_path):
     loaded = pyface.load_model(tmp_path / "open.pyface")
     assert loaded.calibration == model.calibration
     assert (loaded.threshold, loaded.verify_threshold) == (model.threshold, model.verify_threshold)
+
+
+def test_open_set_takes_given_values_equal_to_the_closed_set_defaults(make_dataset, tmp_path):
+    # Given explicitly, the closed-set defaults' convolutions, scale and epochs stay.
+    faces = make_dataset(n_classes=6, per_class=4)
+    options = dict(open_set=True, conv_channels=(16, 32), cosine_scale=32.0, epochs=2, blended_people=3,
+                   hidden_size=4, num_layers=1, views=("rows",), bidirectional=False, augment=None, quiet=True,
+                   calibration_people=0.34)
+    ckpt = tmp_path / "open.ckpt"
+    model = pyface.train(faces, checkpoint=ckpt, **options)
+    assert model.architecture.conv_channels == (16, 32) and model.architecture.cosine_scale == 32.0
+    assert model.training["epochs"] == 2 and model.training["blended_people"] == 3
+    # A resumed run takes what was left at "auto" from its checkpoint, not from the recipe.
+    resumed = pyface.train(faces, resume=ckpt, open_set=True, calibration_people=0.34, quiet=True)
+    assert resumed.training == model.training and resumed.architecture == model.architecture
 
 
 def test_too_few_people_for_open_set_training_is_a_clear_error(make_dataset):

@@ -73,8 +73,7 @@ def test_the_estimator_takes_the_same_options_as_train():
     own = {"image_size", "random_state", "quiet"}
     assert set(params) - own == set(ARCHITECTURE_OPTIONS + TRAINING_OPTIONS)
     for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS:
-        if name != "augment":  # True there stands for the default Augmentation
-            assert params[name] == DEFAULTS[name], name
+        assert params[name] == DEFAULTS[name], name
 
 
 def test_distributed_training_takes_the_same_options_as_train():

@@ -23,8 +23,8 @@ class LSTMFaceClassifier:
     any size, or image paths); they are preprocessed to ``image_size`` pixels square
     with pyface's default preprocessing. ``y`` holds
     any labels; ``classes_`` are their sorted unique values. The parameters are those
-    of :func:`pyface.train`; ``augment=True`` means the default augmentation and
-    ``random_state`` is the seed (None: a fresh one every fit).
+    of :func:`pyface.train`, with its defaults (``"auto"`` where the value depends on
+    ``open_set``); ``random_state`` is the seed (None: a fresh one every fit).
     """
 
     _estimator_type = "classifier"  # how scikit-learn before 1.6 recognises classifiers
@@ -51,7 +51,7 @@ class LSTMFaceClassifier:
         clip_norm=_D["clip_norm"],
         label_smoothing=_D["label_smoothing"],
         class_weight=_D["class_weight"],
-        augment=True,
+        augment=_D["augment"],
         validation_fraction=_D["validation_fraction"],
         patience=_D["patience"],
         blended_people=_D["blended_people"],

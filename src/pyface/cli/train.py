@@ -19,7 +19,10 @@ __all__ = ["add_parser", "run", "resume_command"]
 
 
 def add_parser(commands, common: argparse.ArgumentParser) -> None:
-    from ..training import DEFAULTS as trained  # pyface.train's own defaults, shown in the help
+    # pyface.train's own defaults, shown in the help; "auto" ones as they stand without and with --open-set
+    from ..training import DEFAULTS as trained
+    from ..training.settings import CLOSED_SET_CHOICES as closed
+    from ..training.settings import OPEN_SET_RECIPE as recipe
     help = "train a recognizer on a folder with one subfolder of images per person"
     p = commands.add_parser("train", help=help, description=help, parents=[common])
     p.set_defaults(run=run)
@@ -27,7 +30,8 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="faces.pyface", help="model file to write (default: faces.pyface); "
                    "curves and confusion matrix PNGs are written next to it")
     p.add_argument("--epochs", type=int_at_least(1),
-                   help=f"passes over the training images (default {trained['epochs']})")
+                   help=f"passes over the training images (default {closed['epochs']}; {recipe['epochs']} with "
+                   "--open-set)")
     p.add_argument("--hidden", type=int_at_least(1),
                    help=f"LSTM hidden units per direction (default {trained['hidden_size']})")
     p.add_argument("--layers", type=int_at_least(1), help=f"stacked LSTM layers (default {trained['num_layers']})")
@@ -35,12 +39,12 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                    help=f"also read every sequence backwards (default {trained['bidirectional']})")
     p.add_argument("--conv", type=conv_channels, metavar="CHANNELS",
                    help="channels of the 3x3 convolutions the LSTMs read instead of the pixels, one number "
-                   f"per layer (default {','.join(map(str, trained['conv_channels']))}; 0: none, the LSTMs "
-                   "read the pixels)")
+                   f"per layer (default {','.join(map(str, closed['conv_channels']))}; 0: none, the LSTMs "
+                   f"read the pixels, as with --open-set by default)")
     p.add_argument("--blended", type=blended_people, metavar="N",
                    help="made-up people, each a blend of two real ones, trained on beside them and left out of "
-                   f"the model: auto (one per real person, about twice the work per epoch) or a number "
-                   f"(default {trained['blended_people']}; 0: none)")
+                   "the model: auto (one per real person, about twice the work per epoch; with --open-set "
+                   f"{recipe['blended_people']}) or a number (default auto; 0: none)")
     p.add_argument("--batch-size", type=int_at_least(1), help=f"images per step (default {trained['batch_size']})")
     p.add_argument("--learning-rate", type=positive_float,
                    help=f"peak learning rate (default {trained['learning_rate']})")

@@ -26,8 +26,6 @@ from ..training.step import Batch, Gradients, batch_gradients, sum_gradients
 from .jobs import default_client
 from .workers import network_turn
 
-_DEFAULT_AUGMENTATION = Augmentation()
-
 
 def _part_task(arch, params: dict, part: Batch, label_smoothing: float) -> tuple[Gradients, float]:
     """The worker's task: a part's share of the step, and the seconds spent computing it."""
@@ -76,12 +74,12 @@ def train(data, labels=None, *, client=None, shards: int | None = None, names=No
           preprocessor: Preprocessor | None = None, validation_data=None,
           hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
           views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.4,
-          head: str = "cosine", cosine_scale: float = 32.0, conv_channels: int | tuple[int, ...] = (16, 32),
+          head: str = "cosine", cosine_scale: float | str = "auto", conv_channels: int | tuple[int, ...] | str = "auto",
           conv_stride: int = 2,
-          epochs: int = 150, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
+          epochs: int | str = "auto", batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
           warmup_epochs: int = 2, weight_decay: float = 0.2, clip_norm: float | None = 5.0,
           label_smoothing: float = 0.0, class_weight: str | None = "balanced",
-          augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
+          augment: Augmentation | dict | bool | str | None = "auto",
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int | str = "auto",
           open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
           precision: str = "float32", seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,

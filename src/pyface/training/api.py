@@ -12,19 +12,17 @@ from .settings import options_from
 
 __all__ = ["train"]
 
-_DEFAULT_AUGMENTATION = Augmentation()
-
 
 def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = None,
           validation_data: FaceDataset | None = None,
           hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
           views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.4,
-          head: str = "cosine", cosine_scale: float = 32.0, conv_channels: int | tuple[int, ...] = (16, 32),
+          head: str = "cosine", cosine_scale: float | str = "auto", conv_channels: int | tuple[int, ...] | str = "auto",
           conv_stride: int = 2,
-          epochs: int = 150, batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
+          epochs: int | str = "auto", batch_size: int = 32, learning_rate: float = 3e-3, lr_schedule: str = "cosine",
           warmup_epochs: int = 2, weight_decay: float = 0.2, clip_norm: float | None = 5.0,
           label_smoothing: float = 0.0, class_weight: str | None = "balanced",
-          augment: Augmentation | dict | bool | None = _DEFAULT_AUGMENTATION,
+          augment: Augmentation | dict | bool | str | None = "auto",
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int | str = "auto",
           open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
           precision: str = "float32",
@@ -45,30 +43,32 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         readings of an image, among ``"rows"`` and ``"columns"``; ``pooling`` ``"mean"``
         over time or ``"last"`` state; ``dropout`` in [0, 1) between layers and on the
         summary; ``head`` ``"dense"`` (softmax over a linear layer) or ``"cosine"``
-        (``cosine_scale`` > 0 times the cosine with each person's weight row);
-        ``conv_channels`` > 0 puts a 3 x 3 convolution with that many channels and ReLU,
-        of ``conv_stride`` 1 or 2 (pixels), in front of the LSTMs, which then read its maps
-        instead of the pixels (0: they read the pixels); a sequence of channel counts, such
-        as the default ``(16, 32)``, stacks one such convolution per entry, each of
-        ``conv_stride``.
+        (``cosine_scale`` > 0 times the cosine with each person's weight row; ``"auto"``:
+        32, or 64 with ``open_set``); ``conv_channels`` > 0 puts a 3 x 3 convolution with
+        that many channels and ReLU, of ``conv_stride`` 1 or 2 (pixels), in front of the
+        LSTMs, which then read its maps instead of the pixels (0: they read the pixels); a
+        sequence of channel counts stacks one such convolution per entry, each of
+        ``conv_stride`` (``"auto"``: ``(16, 32)``, or 0 with ``open_set``).
 
     Training
-        ``epochs`` passes over the images (>= 1); ``batch_size`` images per step (>= 1);
+        ``epochs`` passes over the images (>= 1; ``"auto"``: 150, or 200 with
+        ``open_set``); ``batch_size`` images per step (>= 1);
         AdamW with peak ``learning_rate`` (> 0) under ``lr_schedule`` ``"cosine"`` or
         ``"constant"`` after ``warmup_epochs`` of linear warm-up, ``weight_decay`` (>= 0,
         decoupled: each step multiplies the weight matrices by 1 - learning rate x
         ``weight_decay``, so the product must stay below 1); gradients clipped to a
         global norm of ``clip_norm`` (None: never); ``label_smoothing`` in [0, 1); ``class_weight`` ``"balanced"`` (each
         person weighs the same) or None; ``augment`` an :class:`~pyface.Augmentation`,
-        a dict of its fields, True for the default, False or None for none.
+        a dict of its fields, True for ``Augmentation()``, False or None for none (``"auto"``:
+        ``Augmentation()``, or wider shifts, turns and zooms with ``open_set``).
         ``validation_fraction`` in [0, 1) of each person's images is held out: training
         stops once its accuracy (then loss) has not improved for ``patience`` epochs and
         the best weights are restored. ``blended_people`` (>= 0) made-up people, each the
         pixel blend of a different pair of training people, are trained on beside the
         real ones and left out of the model; they teach finer differences between faces.
         The default ``"auto"`` makes one per real person (fewer with under four people,
-        who have fewer pairs), which roughly doubles the images of an epoch; 0 turns
-        them off.
+        who have fewer pairs), which roughly doubles the images of an epoch, or 100 with
+        ``open_set``; 0 turns them off.
         ``precision`` ``"float32"`` or ``"bfloat16"``: the number format of the LSTM's
         matrix products in training (weights, Adam state and everything else stay float32;
         the model predicts in float32 and records the precision it was trained in).
@@ -76,16 +76,14 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         ``ValueError`` naming what the CPU lacks before any work where there is none.
 
     Open set
-        ``open_set=True`` trains a model for people it has never seen: every option left
-        at its default takes the open-set recipe's value (``pyface.training.OPEN_SET_RECIPE``:
-        cosine head, wider augmentation, 200 epochs, 100 blended people, the LSTMs reading
-        the pixels), and a share
-        ``calibration_people`` in (0, 1) of the people (at least two) is kept out of
-        training to measure the default thresholds on, as strangers are. Both default
-        thresholds let in a share ``target_far`` in [0, 1) of strangers where they were
-        measured (``model.calibration`` says where, with the error rates and curves). A
-        recipe option passed at its default value still takes the recipe's; for another
-        mix, pass the options with ``open_set=False``.
+        ``open_set=True`` trains a model for people it has never seen: the options left at
+        ``"auto"`` take the open-set recipe's values (``pyface.training.OPEN_SET_RECIPE``:
+        wider augmentation, 200 epochs, 100 blended people, a cosine scale of 64, the LSTMs
+        reading the pixels); options given a value keep it. A share ``calibration_people``
+        in (0, 1) of the people (at least two) is kept out of training to measure the
+        default thresholds on, as strangers are. Both default thresholds let in a share
+        ``target_far`` in [0, 1) of strangers where they were measured
+        (``model.calibration`` says where, with the error rates and curves).
 
     Runs
         The same ``seed`` with the same data, options and kernel thread count gives the

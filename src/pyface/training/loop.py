@@ -19,7 +19,7 @@ from .checkpoint import TrainingState, data_fingerprint, load_checkpoint, save_c
 from .data import RunData, calibration_people, run_data
 from .epoch import Schedule, evaluate_loss, train_epoch
 from .errors import TrainingDivergedError, TrainingInterrupted
-from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings, blended_count
+from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings, blended_count, resolved
 from .state import HISTORY_KEYS, EarlyStopping, capture, restore, run_generators
 from .step import GradientFunction, batch_gradients, class_weights
 
@@ -41,7 +41,8 @@ class _Setup:
 def _resumed(path, options: dict, description: dict) -> _Setup:
     """The run saved at ``path``, after checking that it has the same data and that ``options`` agree with it.
 
-    Options left at their default are taken from the checkpoint; any other must equal it.
+    Options left at their default (among them every "auto") are taken from the checkpoint; any
+    other must equal it.
     """
     state, saved = load_checkpoint(path)
     if {key: saved.get(key) for key in description} != description:
@@ -68,6 +69,7 @@ def _setup(dataset: FaceDataset, options: dict, validation_data: FaceDataset | N
                                                                         validation_data.labels)))}
     if resume is not None:
         return _resumed(resume, options, description)
+    options = resolved(options)
     chosen = {n: options[n] for n in TRAINING_OPTIONS}
     chosen["blended_people"] = blended_count(chosen["blended_people"], len(np.unique(dataset.labels)))
     settings = TrainingSettings(**chosen)

@@ -91,22 +91,39 @@ class TrainingSettings:
 # parameters are derived.
 ARCHITECTURE_OPTIONS = tuple(f.name for f in fields(Architecture) if f.name not in ("n_classes", "image_size"))
 TRAINING_OPTIONS = tuple(f.name for f in fields(TrainingSettings))
+AUTO = "auto"
 # The network pyface.train builds unless told otherwise, where it differs from the plain
 # Architecture (LSTMs reading pixels, dense head: what files without these fields hold). Chosen
 # on LFW's held-out people and ORL (docs/experiments.md, "Two convolutions and the cosine head"):
-# two 3 x 3 convolutions and the cosine head took LFW from 47.5 to 62.5 % with ORL unchanged.
+# the cosine head took LFW from 47.5 to 62.5 % with ORL unchanged, with the convolutions below.
 # Dropout 0.4 rather than 0.2, with the weight decay below: LFW 67.2 / 64.1 -> 71.8 / 71.0 %
 # (seeds 0 / 1, one thread; docs/experiments.md, "Stronger regularisation").
-CHOSEN_ARCHITECTURE = {"conv_channels": (16, 32), "head": "cosine", "cosine_scale": 32.0, "dropout": 0.4}
+CHOSEN_ARCHITECTURE = {"head": "cosine", "dropout": 0.4}
 # The same for the training, where it differs from TrainingSettings (what older files hold):
-# as many blended people as real ones took LFW's held-out people from 62.5 / 60.2 % to 64.5 /
-# 61.8 % (seeds 0 / 1; 100 of them: 64.1 / 65.3 %) with ORL unchanged, at twice the images per
-# epoch (docs/experiments.md, "Blended people for every model").
-# A weight decay of 0.2 (decoupled: each step shrinks the weights by learning rate x 0.2) where
+# a weight decay of 0.2 (decoupled: each step shrinks the weights by learning rate x 0.2) where
 # 1e-4 did next to nothing: with about ten photos per person the network learnt them by heart.
-CHOSEN_TRAINING = {"blended_people": "auto", "weight_decay": 0.2}
+CHOSEN_TRAINING = {"weight_decay": 0.2}
+# Options whose default, "auto", is one value for a model of the people it was trained on and
+# another for open_set=True. For the former: two 3 x 3 convolutions in front of the LSTMs and
+# a cosine scale of 32 (with the cosine head above, LFW 47.5 -> 62.5 %); as many blended people
+# as real ones ("auto" again: blended_count says how many), which took LFW's held-out people
+# from 62.5 / 60.2 % to 64.5 / 61.8 % (seeds 0 / 1) with ORL unchanged, at twice the images per
+# epoch ("Blended people for every model"), and with them 150 epochs rather than 100.
+CLOSED_SET_CHOICES = {"conv_channels": (16, 32), "cosine_scale": 32.0, "epochs": 150,
+                      "augment": Augmentation(), "blended_people": AUTO}
+# What open_set=True takes instead (chosen on ORL, docs/experiments.md "Open set"): a larger
+# scale, wider shifts, turns and zooms, more epochs, and 100 made-up blended people, which teach
+# finer differences between faces. The LSTMs read the pixels: with the default convolutions the
+# EER of unseen ORL people rose from 8.3 / 8.0 % to 12.0 / 11.1 % (seeds 0 / 1), while on LFW
+# they were not shown to help. It keeps the cosine head, no label smoothing, dropout 0.4 and
+# weight decay 0.2 of the defaults; the last two lowered the EER of unseen ORL people from 8.3 to
+# 7.9 % on average over seeds 0-4 and of LFW's held-out people from 28.9 to 27.9 %
+# (docs/experiments.md, "Stronger regularisation").
+OPEN_SET_RECIPE = {"conv_channels": 0, "cosine_scale": 64.0, "epochs": 200,
+                   "augment": Augmentation(shift=0.1, rotation=10.0, scale=0.1), "blended_people": 100}
 DEFAULTS = {**{f.name: f.default for cls in (Architecture, TrainingSettings) for f in fields(cls)
-               if f.name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}, **CHOSEN_ARCHITECTURE, **CHOSEN_TRAINING}
+               if f.name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS},
+            **CHOSEN_ARCHITECTURE, **CHOSEN_TRAINING, **{name: AUTO for name in OPEN_SET_RECIPE}}
 
 
 def blended_count(blended_people, n_people: int):
@@ -115,43 +132,45 @@ def blended_count(blended_people, n_people: int):
     ``"auto"``: one per real person, as far as there are pairs of people to blend
     (n (n - 1) / 2); anything else is returned as it is, for TrainingSettings to check.
     """
-    if blended_people != "auto":
+    if blended_people != AUTO:
         return blended_people
     return min(n_people, n_people * (n_people - 1) // 2)
 
 
-# What open_set=True changes from the defaults (chosen on ORL, docs/experiments.md "Open set"):
-# the cosine head, a larger scale and no label smoothing, wider shifts, turns and zooms, twice
-# the epochs, and 100 made-up blended people, which teach finer differences between faces.
-# The LSTMs read the pixels: with the default convolutions the EER of unseen ORL people rose
-# from 8.3 / 8.0 % to 12.0 / 11.1 % (seeds 0 / 1), while on LFW they were not shown to help.
-# It takes the defaults' dropout 0.4 and weight decay 0.2, which lowered the EER of unseen ORL
-# people from 8.3 to 7.9 % on average over seeds 0-4 and of LFW's held-out people from 28.9 to
-# 27.9 % (docs/experiments.md, "Stronger regularisation").
-OPEN_SET_RECIPE = {"head": "cosine", "cosine_scale": 64.0, "label_smoothing": 0.0, "epochs": 200,
-                   "augment": Augmentation(shift=0.1, rotation=10.0, scale=0.1), "blended_people": 100,
-                   "conv_channels": 0}
-
-
 def options_from(arguments: dict) -> dict:
     """Every architecture and training option from the arguments of ``pyface.train`` (or a function
-    taking the same options): ``augment`` made an Augmentation or None, the open-set recipe applied."""
+    taking the same options), in one form: ``augment`` an Augmentation, None or "auto", sequences tuples.
+
+    Options left at "auto" stay so: :func:`resolved` says what they stand for, and a resumed
+    run takes them from its checkpoint.
+    """
     options = {name: arguments[name] for name in ARCHITECTURE_OPTIONS + TRAINING_OPTIONS}
+    for name in OPEN_SET_RECIPE:
+        value = options[name]
+        if isinstance(value, str) and value != AUTO:
+            raise ValueError(f"{name} must be a value or {AUTO!r}, got {value!r}")
     options["augment"] = augmentation(options["augment"])
     options["views"] = tuple(options["views"])
     if isinstance(options["conv_channels"], list):  # as JSON gives it: the same as the tuple
         options["conv_channels"] = tuple(options["conv_channels"])
-    return with_open_set_recipe(options) if options["open_set"] else options
+    return options
 
 
-def with_open_set_recipe(options: dict) -> dict:
-    """``options`` with the open-set recipe in place of every option left at its default."""
-    return {name: OPEN_SET_RECIPE[name] if name in OPEN_SET_RECIPE and value == DEFAULTS[name] else value
-            for name, value in options.items()}
+def resolved(options: dict) -> dict:
+    """``options`` with every "auto" replaced by its value: the open-set recipe's with ``open_set``,
+    the closed-set choice otherwise (``blended_people`` may stay "auto": :func:`blended_count`)."""
+    chosen = OPEN_SET_RECIPE if options["open_set"] else CLOSED_SET_CHOICES
+    return {name: chosen[name] if name in chosen and _is_auto(value) else value for name, value in options.items()}
 
 
-def augmentation(value) -> Augmentation | None:
-    """``augment`` as given to ``pyface.train``: an Augmentation, a dict of its fields, True/False or None."""
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == AUTO
+
+
+def augmentation(value) -> Augmentation | str | None:
+    """``augment`` as given to ``pyface.train``: an Augmentation, a dict of its fields, True/False, None or "auto"."""
+    if _is_auto(value):
+        return value
     if value is True:
         return Augmentation()
     if value is False or value is None:
@@ -160,4 +179,5 @@ def augmentation(value) -> Augmentation | None:
         return Augmentation(**value)
     if isinstance(value, Augmentation):
         return value
-    raise TypeError(f"augment must be an Augmentation, a dict of its fields, True, False or None; got {value!r}")
+    raise TypeError(f"augment must be an Augmentation, a dict of its fields, True, False, None or 'auto'; "
+                    f"got {value!r}")
