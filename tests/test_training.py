@@ -1,4 +1,5 @@
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from pyface.training.augment import Augmentation
 from pyface.data.preprocess import Preprocessor
 from pyface.training import loop as training
 from pyface.data.split import stratified_split
-from pyface.training import train
+from pyface.training import TrainingStalledWarning, train
 from pyface.training.settings import blended_count
 from pyface.training.step import class_weights
 
@@ -181,3 +182,17 @@ def test_labels_only_with_arrays(faces):
         train(faces, preprocessor=faces.preprocessor, quiet=True)
     with pytest.raises(TypeError):
         train(faces.images, quiet=True)
+
+
+def test_a_run_that_learnt_nothing_warns_and_still_returns_its_model(faces, tiny):
+    # A learning rate too small to move the weights: the last epoch is as right as guessing.
+    with pytest.warns(TrainingStalledWarning, match=r"no better than guessing among 3 people \(33\.3%\)"):
+        model = train(faces, epochs=2, learning_rate=1e-12, weight_decay=0.0, quiet=True, **tiny)
+    assert model.history["accuracy"][-1] <= 0.5 and len(model.names) == 3
+
+
+def test_a_run_that_learnt_does_not_warn(faces, tiny):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingStalledWarning)
+        model = train(faces, epochs=30, learning_rate=1e-2, quiet=True, **tiny)
+    assert model.history["accuracy"][-1] > 0.9

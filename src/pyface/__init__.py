@@ -13,7 +13,7 @@ from .recognition.recognizer import load_model
 from .recognition.open_set import evaluate_open_set
 from .data.preprocess import Preprocessor
 from .recognition.recognizer import FaceRecognizer
-from .training import TrainingDivergedError, TrainingInterrupted, train
+from .training import TrainingDivergedError, TrainingInterrupted, TrainingStalledWarning, train
 
 __version__: str = info()["version"]
 
@@ -37,6 +37,7 @@ __all__ = [
     "train",
     "TrainingDivergedError",
     "TrainingInterrupted",
+    "TrainingStalledWarning",
     "FaceRecognizer",
     "load_model",
     "evaluate_open_set",

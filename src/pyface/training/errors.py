@@ -1,4 +1,4 @@
-"""How a training run ends early: diverged, or interrupted with Ctrl-C."""
+"""How a training run ends early (diverged, or interrupted with Ctrl-C), or ends having learnt nothing."""
 
 from __future__ import annotations
 
@@ -32,3 +32,11 @@ class TrainingInterrupted(KeyboardInterrupt):
         else:
             hint = f"saved a checkpoint to {checkpoint}; continue with train(..., resume={checkpoint!r})"
         super().__init__(f"training interrupted after {epochs_done} of {epochs} epochs; {hint}")
+
+
+class TrainingStalledWarning(UserWarning):
+    """Training ended no better than chance: the model does not tell the people apart.
+
+    Its last epoch named about as many of the training images right as guessing would
+    (``pyface.train`` returns the model all the same: its ``history`` shows the run).
+    """

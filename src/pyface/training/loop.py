@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..recognition.references import open_set_reference
 from .checkpoint import TrainingState, data_fingerprint, load_checkpoint, save_checkpoint
 from .data import RunData, calibration_people, run_data
 from .epoch import Schedule, evaluate_loss, train_epoch
-from .errors import TrainingDivergedError, TrainingInterrupted
+from .errors import TrainingDivergedError, TrainingInterrupted, TrainingStalledWarning
 from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings, blended_count, resolved
 from .state import HISTORY_KEYS, EarlyStopping, capture, restore, run_generators
 from .step import GradientFunction, batch_gradients, class_weights
@@ -216,4 +217,18 @@ def fit(dataset: FaceDataset, options: dict, *, gradients: GradientFunction = ba
     run = _Run(dataset, setup, data, network, rngs, gradients, calibration)
     _epochs(run, quiet=quiet, checkpoint=None if checkpoint is None else os.fspath(checkpoint),
             checkpoint_every=checkpoint_every)
-    return run.final_model()
+    model = run.final_model()
+    _warn_if_stalled(model, *run.data.train)
+    return model
+
+
+def _warn_if_stalled(model: FaceRecognizer, images: np.ndarray, labels: np.ndarray) -> None:
+    """Warn when ``model`` names its own training images (without augmentation or dropout) no
+    more often right than guessing would, with three standard deviations' luck."""
+    _, accuracy = evaluate_loss(model.network, images, labels)
+    chance = 1.0 / len(model.names)
+    if accuracy <= chance + 3.0 * np.sqrt(chance * (1.0 - chance) / len(labels)):
+        warnings.warn(f"the trained model names {accuracy:.1%} of its own training images right, no better than "
+                      f"guessing among {len(model.names)} people ({chance:.1%}): it does not tell them apart; "
+                      "train longer, or with a lower learning_rate or fewer conv_channels",
+                      TrainingStalledWarning, stacklevel=4)
