@@ -24,13 +24,16 @@ def test_threshold_at_far_by_hand():
 def test_auto_options_take_the_recipe_with_open_set_and_given_values_are_kept():
     recipe = resolved(options_from(dict(DEFAULTS, open_set=True)))
     assert (recipe["epochs"], recipe["blended_people"], recipe["cosine_scale"]) == (200, 100, 64.0)
+    # Wider LSTMs: LFW's held-out people were named right 42.0 % of the time instead of 37.0 %.
+    assert recipe["hidden_size"] == 128
     assert recipe["augment"] == Augmentation(shift=0.1, rotation=10.0, scale=0.1)
     # The open-set network reads pixels: the default convolutions made unseen ORL people's EER worse.
     assert recipe["conv_channels"] == 0
     # It keeps the defaults' head and regularisation, which lowered the EER of unseen people on ORL and LFW.
-    assert (recipe["head"], recipe["dropout"], recipe["weight_decay"], recipe["hidden_size"]) == ("cosine", 0.4, 0.2, 64)
+    assert (recipe["head"], recipe["dropout"], recipe["weight_decay"]) == ("cosine", 0.4, 0.2)
     closed = resolved(options_from(DEFAULTS))
     assert (closed["epochs"], closed["conv_channels"], closed["cosine_scale"]) == (150, (16, 32), 32.0)
+    assert closed["hidden_size"] == 64
     assert closed["augment"] == Augmentation() and closed["blended_people"] == "auto"  # one per person
     # A value given keeps it with open_set, the closed-set defaults' values too.
     given = resolved(options_from(dict(DEFAULTS, open_set=True, epochs=150, conv_channels=[16, 32], augment=True)))

@@ -33,14 +33,15 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                    help=f"passes over the training images (default {closed['epochs']}; {recipe['epochs']} with "
                    "--open-set)")
     p.add_argument("--hidden", type=int_at_least(1),
-                   help=f"LSTM hidden units per direction (default {trained['hidden_size']})")
+                   help=f"LSTM hidden units per direction (default {closed['hidden_size']}; "
+                   f"{recipe['hidden_size']} with --open-set)")
     p.add_argument("--layers", type=int_at_least(1), help=f"stacked LSTM layers (default {trained['num_layers']})")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help=f"also read every sequence backwards (default {trained['bidirectional']})")
     p.add_argument("--conv", type=conv_channels, metavar="CHANNELS",
                    help="channels of the 3x3 convolutions the LSTMs read instead of the pixels, one number "
                    f"per layer (default {','.join(map(str, closed['conv_channels']))}; 0: none, the LSTMs "
-                   f"read the pixels, as with --open-set by default)")
+                   "read the pixels, as with --open-set by default)")
     p.add_argument("--blended", type=blended_people, metavar="N",
                    help="made-up people, each a blend of two real ones, trained on beside them and left out of "
                    "the model: auto (one per real person, about twice the work per epoch; with --open-set "

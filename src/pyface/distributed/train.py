@@ -72,7 +72,7 @@ class ClusterGradients:
 
 def train(data, labels=None, *, client=None, shards: int | None = None, names=None,
           preprocessor: Preprocessor | None = None, validation_data=None,
-          hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
+          hidden_size: int | str = "auto", num_layers: int = 2, bidirectional: bool = True,
           views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.4,
           head: str = "cosine", cosine_scale: float | str = "auto", conv_channels: int | tuple[int, ...] | str = "auto",
           conv_stride: int = 2,

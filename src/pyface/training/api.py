@@ -15,7 +15,7 @@ __all__ = ["train"]
 
 def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = None,
           validation_data: FaceDataset | None = None,
-          hidden_size: int = 64, num_layers: int = 2, bidirectional: bool = True,
+          hidden_size: int | str = "auto", num_layers: int = 2, bidirectional: bool = True,
           views: tuple[str, ...] = ("rows", "columns"), pooling: str = "mean", dropout: float = 0.4,
           head: str = "cosine", cosine_scale: float | str = "auto", conv_channels: int | tuple[int, ...] | str = "auto",
           conv_stride: int = 2,
@@ -38,7 +38,8 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         ``validation_data`` (a FaceDataset preprocessed alike) is watched for early stopping.
 
     Network (chosen on ORL and LFW, docs/experiments.md)
-        ``hidden_size`` LSTM units per direction (>= 1); ``num_layers`` stacked LSTMs
+        ``hidden_size`` LSTM units per direction (>= 1; ``"auto"``: 64, or 128 with
+        ``open_set``); ``num_layers`` stacked LSTMs
         (>= 1); ``bidirectional`` also reads every sequence backwards; ``views`` the
         readings of an image, among ``"rows"`` and ``"columns"``; ``pooling`` ``"mean"``
         over time or ``"last"`` state; ``dropout`` in [0, 1) between layers and on the
@@ -78,8 +79,8 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
     Open set
         ``open_set=True`` trains a model for people it has never seen: the options left at
         ``"auto"`` take the open-set recipe's values (``pyface.training.OPEN_SET_RECIPE``:
-        wider augmentation, 200 epochs, 100 blended people, a cosine scale of 64, the LSTMs
-        reading the pixels); options given a value keep it. A share ``calibration_people``
+        128 LSTM units, wider augmentation, 200 epochs, 100 blended people, a cosine scale
+        of 64, the LSTMs reading the pixels); options given a value keep it. A share ``calibration_people``
         in (0, 1) of the people (at least two) is kept out of training to measure the
         default thresholds on, as strangers are. Both default thresholds let in a share
         ``target_far`` in [0, 1) of strangers where they were measured
