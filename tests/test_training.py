@@ -185,7 +185,7 @@ def test_labels_only_with_arrays(faces):
 
 
 def test_a_run_that_learnt_nothing_warns_and_still_returns_its_model(faces, tiny):
-    # A learning rate too small to move the weights: the last epoch is as right as guessing.
+    # A learning rate too small to move the weights: the model names its images as guessing would.
     with pytest.warns(TrainingStalledWarning, match=r"no better than guessing among 3 people \(33\.3%\)"):
         model = train(faces, epochs=2, learning_rate=1e-12, weight_decay=0.0, quiet=True, **tiny)
     assert model.history["accuracy"][-1] <= 0.5 and len(model.names) == 3

@@ -37,6 +37,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 class TrainingStalledWarning(UserWarning):
     """Training ended no better than chance: the model does not tell the people apart.
 
-    Its last epoch named about as many of the training images right as guessing would
-    (``pyface.train`` returns the model all the same: its ``history`` shows the run).
+    The trained model names its own training images (without augmentation or dropout)
+    about as often right as guessing would (``pyface.train`` returns the model all the
+    same: its ``history`` shows the run).
     """
