@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 import pyface
+from pyface.data.dataset import from_arrays
 from pyface.recognition.open_set import identification_scores, pair_scores, threshold_at_far
 from pyface.training import DEFAULTS
 from pyface.training.augment import Augmentation
+from pyface.training.data import calibration_people
 from pyface.training.settings import options_from, resolved
 
 
@@ -107,3 +109,14 @@ def test_open_set_takes_given_values_equal_to_the_closed_set_defaults(make_datas
 def test_too_few_people_for_open_set_training_is_a_clear_error(make_dataset):
     with pytest.raises(ValueError, match="open_set=True keeps 2 people"):
         pyface.train(make_dataset(n_classes=3, per_class=4), open_set=True, epochs=1, quiet=True)
+
+
+def test_the_calibration_share_is_of_the_people_with_two_or_more_images():
+    # 4 people with 3 images and 16 with one: half of the 4 are kept out, not half of all 20
+    # (10, more than there are people to measure on).
+    labels = np.concatenate([np.repeat(np.arange(4), 3), np.arange(4, 20)])
+    faces = from_arrays(np.random.default_rng(0).random((len(labels), 8, 8), dtype=np.float32), labels)
+    trained, kept_out = calibration_people(faces, 0.5, np.random.default_rng(0))
+    assert len(kept_out.names) == 2 and len(trained.names) == 18
+    assert set(kept_out.names) <= {faces.names[k] for k in range(4)}
+    assert set(kept_out.names).isdisjoint(trained.names)

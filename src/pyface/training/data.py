@@ -32,11 +32,13 @@ def calibration_people(dataset: FaceDataset, fraction: float,
     """(people to train on, people kept out to measure thresholds on), each a FaceDataset of its people.
 
     ``fraction`` of the people with at least two images (at least two people) are kept
-    out; at least two people must remain to train on.
+    out; at least two people must remain to train on. The share is of those people, not of
+    all: people with one image cannot be measured on (no pair of their own), and counting
+    them would keep out nearly every person with more on a pool of mostly single photos.
     """
     present, counts = np.unique(dataset.labels, return_counts=True)
     eligible = [dataset.names[k] for k in present[counts >= 2]]
-    n_out = max(2, int(np.floor(fraction * len(present) + 0.5)))
+    n_out = max(2, int(np.floor(fraction * len(eligible) + 0.5)))
     if len(eligible) < n_out or len(present) - n_out < 2:
         raise ValueError(f"open_set=True keeps {n_out} people with two or more images out of training to set "
                          f"its thresholds, and needs two more to train on; the data has {len(present)} people, "
