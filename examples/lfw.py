@@ -16,7 +16,8 @@ photos are held out of the pool itself:
   ``--min-faces`` photos; then each held-out person is enrolled from 5 photos and their other
   photos identified among all of them; the verification EER over all pairs of their photos;
   and, with half of them enrolled (5 photos each) and the other half as strangers, the share
-  of the strangers' photos the default threshold lets in.
+  of the strangers' photos the default threshold lets in. ``--save FILE`` writes the general
+  model to FILE; ``--model FILE`` measures a model written before instead of training one.
 - ``split``: no training; the photos each protocol uses (relative to the folder), for other
   methods to be measured on the same ones (``examples/lfw_baselines.py``).
 """
@@ -28,7 +29,7 @@ import time
 
 import numpy as np
 
-from pyface import FaceRecognizer, train
+from pyface import FaceRecognizer, load_model, train
 from pyface.data import select_people
 from pyface.datasets import lfw_people
 from pyface.data.dataset import load_images
@@ -57,12 +58,21 @@ def _enroll(model, faces, people: list[str]) -> None:
         model.enroll(name, first[first.labels == faces.names.index(name)])
 
 
-def open_set(folder: str, options: dict, seed: int, min_faces: int) -> dict:
+def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | None = None,
+             model_file: str | None = None) -> dict:
     unseen_people = held_out(folder)
-    pool = [name for name in lfw_people(folder, min_faces=min_faces) if name not in set(unseen_people)]
-    started = time.perf_counter()
-    model = train(load_images(folder, people=pool), open_set=True, seed=seed, **options)
-    seconds = time.perf_counter() - started
+    if model_file is not None:
+        model, seconds = load_model(model_file), None
+        # The people it was trained on and those it kept out to set its thresholds on.
+        trained_people = len(model.names) + (model.calibration or {}).get("people", 0)
+    else:
+        pool = [name for name in lfw_people(folder, min_faces=min_faces) if name not in set(unseen_people)]
+        started = time.perf_counter()
+        model = train(load_images(folder, people=pool), open_set=True, seed=seed, **options)
+        seconds = time.perf_counter() - started
+        trained_people = len(pool)
+        if save is not None:
+            model.save(save)
     unseen = load_images(folder, people=unseen_people, preprocessor=model.preprocessor)
     fpr, tpr, thresholds = roc_curve(*pair_scores(model.embed(unseen), unseen.labels))
     eer, _ = equal_error_rate(fpr, tpr, thresholds)
@@ -78,7 +88,7 @@ def open_set(folder: str, options: dict, seed: int, min_faces: int) -> dict:
     gallery = FaceRecognizer(model.network, model.names, model.preprocessor, threshold=model.threshold)
     _enroll(gallery, unseen, enrolled)
     answers, _ = gallery.identify(select_people(unseen, strangers))
-    return {"trained_people": len(pool), "seconds": seconds, "unseen_people": len(unseen_people),
+    return {"trained_people": trained_people, "seconds": seconds, "unseen_people": len(unseen_people),
             "named_right": named, "eer": eer, "strangers_let_in": float(np.mean(answers != "unknown")),
             "threshold": model.threshold, "calibration_far": model.calibration["identify"]["far"]}
 
@@ -103,6 +113,8 @@ def main():
     parser.add_argument("--options", default="{}", help="keyword options of pyface.train, as JSON")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--min-faces", type=int, default=2, help="open: train on people with this many photos")
+    parser.add_argument("--save", metavar="FILE", help="open: also write the general model to FILE")
+    parser.add_argument("--model", metavar="FILE", help="open: measure this model file instead of training one")
     parser.add_argument("--closed-min-faces", type=int, default=10,
                         help="closed and split: only the held-out people with at least this many photos (10-19)")
     args = parser.parse_args()
@@ -114,7 +126,7 @@ def main():
     elif args.task == "closed":
         result = closed_set(args.folder, options, args.seed, args.closed_min_faces)
     else:
-        result = open_set(args.folder, options, args.seed, args.min_faces)
+        result = open_set(args.folder, options, args.seed, args.min_faces, save=args.save, model_file=args.model)
     print(json.dumps(result, indent=1))
 
 
