@@ -14,7 +14,9 @@ people. Prints the three figures of the README's open-set section:
   model's default threshold names as one of the trained people;
 
 ``--open-set`` trains with ``pyface.train(open_set=True)`` instead, as a user would: the
-same recipe, with a fifth of the trained people kept out to set the thresholds on.
+same recipe, with a fifth of the trained people kept out to set the thresholds on; with it,
+``--options`` changes the recipe where it names an option, where without it ``--options``
+replaces the recipe.
 
 ``--unseen 1-10`` keeps other people out of training instead, and ``--trained 20``
 trains on only the first 20 of the others (docs/experiments.md: how the EER depends
@@ -64,13 +66,15 @@ def people_range(text: str) -> list[str]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="the att_faces folder (s1 .. s40)")
-    parser.add_argument("--options", default=json.dumps(OPTIONS), help="keyword options of pyface.train, as JSON")
+    parser.add_argument("--options", default=None,
+                        help="keyword options of pyface.train, as JSON (default: the recipe; with --open-set, "
+                             "options that change it)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--roc", default="open_set_roc.png", help="PNG of the verification ROC curve")
     parser.add_argument("--unseen", type=people_range, default=PEOPLE[30:], metavar="A-B",
                         help="the people never trained on, as a range of person numbers (default 31-40)")
     parser.add_argument("--open-set", action="store_true",
-                        help="train with pyface.train(open_set=True) (ignores --options)")
+                        help="train with pyface.train(open_set=True), and --options if given")
     parser.add_argument("--trained", type=int, default=None, metavar="K",
                         help="train on the first K of the other people only (default: all of them)")
     args = parser.parse_args()
@@ -81,7 +85,11 @@ def main():
     train_set, test_set = select_people(faces, trained).split(test_size=0.2, seed=42)
     unseen = select_people(faces, args.unseen)
     started = time.perf_counter()
-    options = {"open_set": True} if args.open_set else json.loads(args.options)
+    given = None if args.options is None else json.loads(args.options)
+    if args.open_set:
+        options = {**(given or {}), "open_set": True}
+    else:
+        options = OPTIONS if given is None else given
     model = train(train_set, seed=args.seed, quiet=True, **options)
     seconds = time.perf_counter() - started
     test_set = select_people(test_set, list(model.names))  # open_set=True keeps calibration people out
