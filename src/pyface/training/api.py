@@ -80,9 +80,10 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         ``open_set=True`` trains a model for people it has never seen: the options left at
         ``"auto"`` take the open-set recipe's values (``pyface.training.OPEN_SET_RECIPE``:
         128 LSTM units, wider augmentation, 200 epochs, 100 blended people, a cosine scale
-        of 64, the LSTMs reading the pixels); options given a value keep it. A share ``calibration_people``
-        in (0, 1) of the people (at least two) is kept out of training to measure the
-        default thresholds on, as strangers are. Both default thresholds let in a share
+        of 64, the LSTMs reading the pixels); options given a value keep it. A share
+        ``calibration_people`` in (0, 1) of the people with two or more images (at least
+        two people) is kept out of training to measure the default thresholds on, as
+        strangers are. Both default thresholds let in a share
         ``target_far`` in [0, 1) of strangers where they were measured
         (``model.calibration`` says where, with the error rates and curves).
 
