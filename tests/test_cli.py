@@ -405,6 +405,19 @@ def test_train_blends_one_person_per_real_one_unless_told(faces_dir, tmp_path, c
     assert model.training["blended_people"] == expected and model.names == PEOPLE
 
 
+@pytest.mark.parametrize("given, expected", [([], 5), (["--descriptor", "none"], None)])
+def test_train_open_set_joins_the_descriptor_unless_told(tmp_path, capsys, given, expected):
+    faces_dir = _write_faces(tmp_path / "faces", synthetic_faces(n_people=8, per_person=4, size=32, seed=2))
+    out = tmp_path / "open.pyface"
+    status, printed, err = run(capsys, "train", faces_dir, "--out", out, "--open-set", "--test-size", "0",
+                               "--blended", "2", *given, *TINY)
+    assert status == 0, err
+    model = load_model(out)
+    # Two of the eight people are kept out for the thresholds: the descriptor keeps 6 - 1 directions.
+    assert len(model.names) == 6 and model.training["descriptor"] == (None if expected is None else "hog")
+    assert (None if model.descriptor is None else model.descriptor.size) == expected
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "x", "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
     (["train", "x", "--epochs", "many"], "expected an integer"),
@@ -416,6 +429,7 @@ def test_train_blends_one_person_per_real_one_unless_told(faces_dir, tmp_path, c
     (["train", "x", "--conv", "8;16"], "expected whole numbers separated by commas"),
     (["train", "x", "--blended", "-1"], "argument --blended: must be 'auto' or at least 0, got -1"),
     (["train", "x", "--blended", "lots"], "expected 'auto' or a whole number, got 'lots'"),
+    (["train", "x", "--descriptor", "sift"], "argument --descriptor: invalid choice: 'sift'"),
     (["predict", "m", "i", "--threshold", "1.5"], "argument --threshold: must lie in [0, 1]"),
     (["bench", "--threads", "0"], "argument --threads: must be at least 1"),
     (["demo", "--people", "1"], "argument --people: must be at least 2"),

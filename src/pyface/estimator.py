@@ -59,6 +59,7 @@ class LSTMFaceClassifier:
         target_far=_D["target_far"],
         calibration_people=_D["calibration_people"],
         precision=_D["precision"],
+        descriptor=_D["descriptor"],
         random_state=0,
         quiet=True,
     ):
@@ -90,6 +91,7 @@ class LSTMFaceClassifier:
         self.target_far = target_far
         self.calibration_people = calibration_people
         self.precision = precision
+        self.descriptor = descriptor
         self.random_state = random_state
         self.quiet = quiet
 

@@ -59,7 +59,7 @@ def embed_partition(data: bytes, digest: str, batch_size: int, paths: list[str])
     """The worker's task: embeddings (n, d) float32, NaN rows for unreadable files, and each file's error."""
     model = worker_model(data, digest)
     dataset, good, errors = _read(model, paths)
-    out = np.full((len(paths), model.network.arch.feature_size), np.nan, dtype=np.float32)
+    out = np.full((len(paths), model.embedding_size), np.nan, dtype=np.float32)
     if good:
         with network_turn():
             out[good] = model.embed(dataset, batch_size=batch_size)
@@ -108,7 +108,7 @@ def predict_files(model, files, *, client=None, threshold: float | str | None = 
 
 def embed_files(model, files, *, client=None, partition_size: int = 256, batch_size: int = 64,
                 return_errors: bool = False, quiet: bool = False):
-    """Unit-length embeddings (N, feature_size) float32 of image files, in input order, on a Dask cluster.
+    """Unit-length embeddings (N, embedding_size) float32 of image files, in input order, on a Dask cluster.
 
     ``model``, ``files``, ``client``, ``partition_size`` and ``batch_size`` as for
     :func:`predict_files`. A file that cannot be read gets a row of NaN; with
@@ -125,6 +125,6 @@ def embed_files(model, files, *, client=None, partition_size: int = 256, batch_s
         errors.extend(result[1])
 
     run_in_order(client, embed_partition, parts, (shipped.data, shipped.digest, batch_size), deliver, quiet=quiet)
-    embedded = np.concatenate(blocks) if blocks else np.zeros((0, shipped.feature_size), dtype=np.float32)
+    embedded = np.concatenate(blocks) if blocks else np.zeros((0, shipped.embedding_size), dtype=np.float32)
     return (embedded, errors) if return_errors else embedded
 

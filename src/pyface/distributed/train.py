@@ -82,8 +82,8 @@ def train(data, labels=None, *, client=None, shards: int | None = None, names=No
           augment: Augmentation | dict | bool | str | None = "auto",
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int | str = "auto",
           open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
-          precision: str = "float32", seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
-          resume=None):
+          precision: str = "float32", descriptor: str | None = "auto", seed: int | None = 0,
+          quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1, resume=None):
     """:func:`pyface.train` with every step's batch split across the workers of a Dask cluster.
 
     The same data, options, checkpoints and resumption as :func:`pyface.train`, and the

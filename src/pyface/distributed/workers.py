@@ -49,7 +49,7 @@ class ShippedModel:
 
     data: object  # a dask Future of the bytes
     digest: str
-    feature_size: int
+    embedding_size: int
 
 
 def model_file_bytes(model) -> tuple[bytes, FaceRecognizer]:
@@ -77,7 +77,7 @@ def ship_model(client, model) -> ShippedModel:
     # still releasing, and its partitions were cancelled for "lost dependencies". The workers'
     # cache is keyed by the digest, so the model is still loaded once per worker process.
     future = client.scatter(data, broadcast=True, hash=False)
-    return ShippedModel(data=future, digest=_digest(data), feature_size=recognizer.network.arch.feature_size)
+    return ShippedModel(data=future, digest=_digest(data), embedding_size=recognizer.embedding_size)
 
 
 def _digest(data: bytes) -> str:

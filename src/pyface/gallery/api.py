@@ -69,7 +69,7 @@ def open_gallery(url, model, *, create: bool = True, search: str = "exact", inde
     if search not in SEARCHES:
         raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     fingerprint = model_fingerprint(model)
-    dimension = model.network.arch.feature_size
+    dimension = model.embedding_size
     store = _store(url, create=create, timeout=timeout)
     try:
         if store.is_empty():

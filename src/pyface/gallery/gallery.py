@@ -46,7 +46,7 @@ class Gallery:
         self.fingerprint = fingerprint
         self.search_kind = search
         self.index_path = index_path
-        self.dimension = model.network.arch.feature_size
+        self.dimension = model.embedding_size
         self._lock = threading.RLock()
         self._matrix = TemplateMatrix(self.dimension)
         self._index = None
@@ -90,11 +90,11 @@ class Gallery:
         return self.enroll_embeddings(name, vectors, metadata=metadata)
 
     def enroll_embeddings(self, name: str, embeddings: np.ndarray, *, metadata: dict | None = None) -> int:
-        """Add ``name`` from embeddings (k, feature_size) made by this gallery's model; returns k."""
+        """Add ``name`` from embeddings (k, embedding_size) made by this gallery's model; returns k."""
         return self.enroll_many([(name, embeddings, metadata)])
 
     def enroll_many(self, people) -> int:
-        """Add every (name, embeddings (k, feature_size), metadata or None) in one transaction; returns templates added.
+        """Add every (name, embeddings (k, embedding_size), metadata or None) in one transaction; returns templates added.
 
         All or nothing: one name already in the gallery (or given twice) adds nobody.
         """
@@ -208,7 +208,7 @@ class Gallery:
         return self.search_embeddings(self.model.embed(images, batch_size=batch_size), k=k)
 
     def search_embeddings(self, embeddings: np.ndarray, *, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`search` for faces already embedded by the gallery's model (N, feature_size) unit rows."""
+        """:meth:`search` for faces already embedded by the gallery's model (N, embedding_size) unit rows."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         queries = np.asarray(embeddings, dtype=np.float32)

@@ -5,7 +5,9 @@ the preprocessing, the people's names, the training settings, the history and th
 open-set identities (the default thresholds, the enrolled people's names and template
 counts); each weight array is the member ``param.<name>``, the trained people's templates
 ``open_set.templates`` with their labels ``open_set.template_labels``, and the enrolled
-people's templates, one after the other, ``open_set.enrolled``. Version 2 files kept one
+people's templates, one after the other, ``open_set.enrolled``; a model whose embeddings join
+the network's with a descriptor's (version 4 on) keeps its ``descriptor.mean`` and
+``descriptor.projection``, described under ``descriptor`` in the JSON. Version 2 files kept one
 mean embedding per person: each loads as that person's only template. Version 1 files,
 from before the open set, load with no templates, no threshold and nobody enrolled.
 Files are read with pickling disabled, so opening a model file never runs code from it.
@@ -21,23 +23,28 @@ import numpy as np
 from ..data.preprocess import Preprocessor
 from ..io.npz import METADATA, ModelFileError, check_format, read_metadata, read_npz, write_npz_atomically
 from ..nn.network import Architecture, Network, non_finite_parameters
+from .descriptor import BINS, CELL, FaceDescriptor
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "write_model", "read_model"]
 
 FORMAT = "pyface-model"
-FORMAT_VERSION = 3
+# 4: the descriptor joined to open-set models' embeddings (an older pyface would embed
+# without it and mismatch the templates, so it must refuse these files).
+FORMAT_VERSION = 4
 _KIND = "pyface model"
 _PARAM = "param."
 _TEMPLATES = "open_set.templates"
 _TEMPLATE_LABELS = "open_set.template_labels"
 _CENTROIDS = "open_set.centroids"  # version 2: one mean embedding per trained person
 _ENROLLED = "open_set.enrolled"
+_DESCRIPTOR_MEAN = "descriptor.mean"
+_DESCRIPTOR_PROJECTION = "descriptor.projection"
 
 
 def write_model(path, *, network: Network, names: list[str], preprocessor: Preprocessor, training: dict,
                 history: dict, templates: np.ndarray | None, template_labels: np.ndarray | None,
                 threshold: float | None, verify_threshold: float | None, enrolled: dict[str, np.ndarray],
-                calibration: dict | None = None) -> None:
+                calibration: dict | None = None, descriptor: FaceDescriptor | None = None) -> None:
     """Write the parts of a recognizer to ``path`` atomically (the old file or the complete new one).
 
     Weights holding NaN or infinity are refused with ``ValueError``: such a model would
@@ -57,6 +64,7 @@ def write_model(path, *, network: Network, names: list[str], preprocessor: Prepr
         "open_set": {"threshold": threshold, "verify_threshold": verify_threshold,
                      "enrolled": [{"name": n, "templates": len(t)} for n, t in enrolled.items()],
                      "calibration": calibration},
+        "descriptor": None if descriptor is None else descriptor.to_dict(),
     }
     arrays = {METADATA: np.array(json.dumps(metadata))}
     arrays.update({_PARAM + name: value for name, value in network.params.items()})
@@ -65,7 +73,31 @@ def write_model(path, *, network: Network, names: list[str], preprocessor: Prepr
         arrays[_TEMPLATE_LABELS] = template_labels
     if enrolled:
         arrays[_ENROLLED] = np.concatenate(list(enrolled.values()))
+    if descriptor is not None:
+        arrays[_DESCRIPTOR_MEAN] = descriptor.mean
+        arrays[_DESCRIPTOR_PROJECTION] = descriptor.projection
     write_npz_atomically(path, arrays)
+
+
+def _descriptor(metadata: dict, members: dict[str, np.ndarray]) -> FaceDescriptor | None:
+    """The descriptor the file's embeddings join to the network's, or None (and always None before version 4)."""
+    info = metadata.get("descriptor") if metadata["format_version"] >= 4 else None
+    if info is None:
+        return None
+    if not isinstance(info, dict):
+        raise ValueError("the descriptor must be a JSON object")
+    # The histograms' layout is fixed by this version of pyface; a file describing another
+    # one would be read with the wrong features.
+    if (info.get("cell"), info.get("bins")) != (CELL, BINS):
+        raise ValueError(f"the descriptor's histograms have cells of {info.get('cell')} pixels and "
+                         f"{info.get('bins')} orientations; this pyface reads {CELL} and {BINS}")
+    mean, projection = members.get(_DESCRIPTOR_MEAN), members.get(_DESCRIPTOR_PROJECTION)
+    if mean is None or projection is None:
+        raise ValueError(f"a descriptor is described but {_DESCRIPTOR_MEAN} or {_DESCRIPTOR_PROJECTION} is missing")
+    for name, value in ((_DESCRIPTOR_MEAN, mean), (_DESCRIPTOR_PROJECTION, projection)):
+        if value.dtype != np.float32:
+            raise ValueError(f"{name} is {value.dtype}, expected float32")
+    return FaceDescriptor(mean, projection, weight=info["weight"], kind=info["kind"])
 
 
 def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
@@ -131,6 +163,6 @@ def read_model(path) -> dict:
         return {"network": network, "names": metadata["names"],
                 "preprocessor": Preprocessor.from_dict(metadata["preprocessor"]),
                 "training": metadata.get("training"), "history": metadata.get("history"),
-                **_open_set(metadata, members)}
+                "descriptor": _descriptor(metadata, members), **_open_set(metadata, members)}
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(path, f"inconsistent model file ({exc})") from exc

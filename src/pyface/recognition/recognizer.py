@@ -19,6 +19,7 @@ from ..data.images import read_image
 from ..kernel.blas import one_blas_thread
 from ..nn.functional import softmax, softmax_cross_entropy, unit_rows
 from ..nn.network import Network
+from .descriptor import FaceDescriptor, histogram_size
 from .model_file import read_model, write_model
 
 UNKNOWN = "unknown"
@@ -30,11 +31,17 @@ def _is_single_image(a: np.ndarray) -> bool:
     return a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))
 
 
-def embed_images(network: Network, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Unit-length embeddings (N, feature_size) float32 of preprocessed images (N, S, S), in batches."""
+def embed_images(network: Network, images: np.ndarray, batch_size: int = 256,
+                 descriptor: FaceDescriptor | None = None) -> np.ndarray:
+    """Unit-length embeddings (N, D) float32 of preprocessed images (N, S, S), in batches.
+
+    D is the network's ``feature_size``, plus the ``descriptor``'s size when there is one:
+    its view of the faces is joined to the network's (:meth:`FaceDescriptor.join`).
+    """
     batches = [network.features(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
     out = np.concatenate(batches) if batches else np.zeros((0, network.arch.feature_size))
-    return unit_rows(out.astype(np.float32, copy=False))
+    embedded = unit_rows(out.astype(np.float32, copy=False))
+    return embedded if descriptor is None else descriptor.join(embedded, images)
 
 
 def _unit_templates(vectors: np.ndarray) -> np.ndarray:
@@ -78,7 +85,7 @@ class FaceRecognizer:
                  history: dict | None = None, templates: np.ndarray | None = None,
                  template_labels: np.ndarray | None = None, threshold: float | None = None,
                  verify_threshold: float | None = None, enrolled: dict | None = None,
-                 calibration: dict | None = None):
+                 calibration: dict | None = None, descriptor: FaceDescriptor | None = None):
         names = [str(n) for n in names]
         if len(names) != network.arch.n_classes:
             raise ValueError(f"{len(names)} names for a network of {network.arch.n_classes} classes")
@@ -87,7 +94,13 @@ class FaceRecognizer:
         self.preprocessor = preprocessor
         self.training = dict(training or {})
         self.history = dict(history or {})
-        d = network.arch.feature_size
+        # The fixed second view of a face joined to the network's in every embedding (open-set
+        # models since format 4), or None: the embedding is the network's alone.
+        self.descriptor = descriptor
+        if descriptor is not None and len(descriptor.mean) != histogram_size(preprocessor.size):
+            raise ValueError(f"the descriptor was fitted on histograms of {len(descriptor.mean)} values; faces of "
+                             f"{preprocessor.size} pixels give {histogram_size(preprocessor.size)}")
+        d = self.embedding_size
         if (templates is None) != (template_labels is None):
             raise ValueError("templates and template_labels go together")
         if templates is not None:
@@ -100,7 +113,7 @@ class FaceRecognizer:
                 raise ValueError(f"template_labels must be {len(templates)} indices into the {len(names)} names")
             order = np.argsort(template_labels, kind="stable")
             templates, template_labels = templates[order], template_labels[order].astype(np.int64)
-        # The trained people's templates (n, feature_size), unit rows grouped by person, and
+        # The trained people's templates (n, embedding_size), unit rows grouped by person, and
         # whose they are (n,); None for models saved before they were kept.
         self.templates = templates
         self.template_labels = template_labels
@@ -119,11 +132,17 @@ class FaceRecognizer:
     def architecture(self):
         return self.network.arch
 
+    @property
+    def embedding_size(self) -> int:
+        """Values in an embedding: the network's ``feature_size``, plus the descriptor's size if any."""
+        return self.network.arch.feature_size + (0 if self.descriptor is None else self.descriptor.size)
+
     def __repr__(self):
         a = self.network.arch
         enrolled = f", {len(self._enrolled)} enrolled" if self._enrolled else ""
         return (f"FaceRecognizer({len(self.names)} trained people{enrolled}, {a.num_layers}x{a.hidden_size} "
-                f"{'bidirectional ' if a.bidirectional else ''}LSTM over {'+'.join(a.views)})")
+                f"{'bidirectional ' if a.bidirectional else ''}LSTM over {'+'.join(a.views)}"
+                f"{'' if self.descriptor is None else ', with gradient histograms'})")
 
     def preprocess(self, inputs) -> np.ndarray:
         """The images (N, S, S) float32 the network reads, as every other method prepares them.
@@ -189,7 +208,8 @@ class FaceRecognizer:
         return (names, scores) if return_scores else names
 
     def embed(self, inputs, *, batch_size: int = 256) -> np.ndarray:
-        """Unit-length embeddings (N, feature_size) float32: the network's summaries of the faces.
+        """Unit-length embeddings (N, embedding_size) float32: the network's summaries of the faces
+        (joined with the descriptor's view of them when the model has one).
 
         ``inputs`` as for :meth:`predict_proba`. Cosine similarity of two faces is the
         dot product of their embeddings.
@@ -197,7 +217,7 @@ class FaceRecognizer:
         return self._embed(self._images(inputs), batch_size)
 
     def _embed(self, images: np.ndarray, batch_size: int) -> np.ndarray:
-        return embed_images(self.network, images, batch_size)
+        return embed_images(self.network, images, batch_size, self.descriptor)
 
     # ------------------------------------------------------------------ the open set
 
@@ -207,11 +227,11 @@ class FaceRecognizer:
         return {name: len(vectors) for name, vectors in self._enrolled.items()}
 
     def enrolled_templates(self) -> dict[str, np.ndarray]:
-        """Enrolled people and their templates: unit embeddings (k, feature_size) of their images."""
+        """Enrolled people and their templates: unit embeddings (k, embedding_size) of their images."""
         return {name: vectors.copy() for name, vectors in self._enrolled.items()}
 
     def gallery(self) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Every identity the open-set rule can answer: (names, templates (M, feature_size), owners (M,)).
+        """Every identity the open-set rule can answer: (names, templates (M, embedding_size), owners (M,)).
 
         ``owners[m]`` indexes ``names``; each identity's templates are contiguous. The
         trained people who have templates come first, then the enrolled ones.
@@ -260,7 +280,7 @@ class FaceRecognizer:
         self._enrolled[name] = np.concatenate([self._enrolled[name], _unit_templates(self._embed(images, batch_size))])
 
     def _add_identity(self, name: str, vectors: np.ndarray) -> None:
-        d = self.network.arch.feature_size
+        d = self.embedding_size
         if name in self.names or name in self._enrolled:
             raise ValueError(f"{name!r} is already known to the model")
         if vectors.ndim != 2 or vectors.shape[1] != d or not len(vectors) or not np.isfinite(vectors).all():
@@ -421,7 +441,7 @@ class FaceRecognizer:
                     training=self.training, history=self.history, templates=self.templates,
                     template_labels=self.template_labels, threshold=self.threshold,
                     verify_threshold=self.verify_threshold, enrolled=self._enrolled,
-                    calibration=self.calibration)
+                    calibration=self.calibration, descriptor=self.descriptor)
 
 
 def load_model(path) -> FaceRecognizer:

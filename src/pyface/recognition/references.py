@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.network import Network
+from .descriptor import FaceDescriptor
 from .open_set import curve_points, eer_threshold, identification_scores, pair_scores, threshold_at_far
 from .recognizer import embed_images
 
@@ -48,11 +49,12 @@ def _threshold(scores: tuple[np.ndarray, np.ndarray], target_far: float, trusted
 def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
                        validation: tuple[np.ndarray, np.ndarray], *,
                        calibration: tuple[np.ndarray, np.ndarray] | None = None,
-                       target_far: float = DEFAULT_FAR) -> dict:
+                       descriptor: FaceDescriptor | None = None, target_far: float = DEFAULT_FAR) -> dict:
     """The trained people's templates and the default cosine thresholds, as ``FaceRecognizer`` keywords.
 
     ``train``, ``validation`` and ``calibration`` are (preprocessed images, labels). The
-    templates are the unit embeddings of the training images, with their labels; faces
+    templates are the unit embeddings of the training images (joined with ``descriptor``'s
+    view of them when there is one), with their labels; faces
     whose embedding is not finite (weights on the way to diverging) are left out.
 
     Both thresholds let in a share ``target_far`` of strangers on the faces they are
@@ -68,15 +70,15 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
     curve they were chosen from. At most ``THRESHOLD_FACES`` faces, a fixed sample, are used.
     """
     (x_train, y_train), (x_val, y_val) = train, validation
-    embedded, labels = _finite_rows(embed_images(network, x_train), y_train)
+    embedded, labels = _finite_rows(embed_images(network, x_train, descriptor=descriptor), y_train)
     reference = {"templates": embedded, "template_labels": labels} if len(labels) else {}
     templates = embedded
     source = "training images"
     if calibration is not None and _people(calibration[1]) >= 2:
-        embedded, labels = _finite_rows(embed_images(network, calibration[0]), calibration[1])
+        embedded, labels = _finite_rows(embed_images(network, calibration[0], descriptor=descriptor), calibration[1])
         source = "people kept out of training"
     elif _people(y_val) >= 2:
-        embedded, labels = _finite_rows(embed_images(network, x_val), y_val)
+        embedded, labels = _finite_rows(embed_images(network, x_val, descriptor=descriptor), y_val)
         source = "validation images"
     if len(labels) > THRESHOLD_FACES:
         # All pairs of N faces are N^2/2 scores: a fixed sample bounds the memory and time.

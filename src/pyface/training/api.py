@@ -25,7 +25,7 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
           augment: Augmentation | dict | bool | str | None = "auto",
           validation_fraction: float = 0.0, patience: int = 20, blended_people: int | str = "auto",
           open_set: bool = False, target_far: float = 0.01, calibration_people: float = 0.2,
-          precision: str = "float32",
+          precision: str = "float32", descriptor: str | None = "auto",
           seed: int | None = 0, quiet: bool | None = None, checkpoint=None, checkpoint_every: int | None = 1,
           resume=None, kernel=None) -> FaceRecognizer:
     """Train a face recognizer.
@@ -85,7 +85,11 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         two people) is kept out of training to measure the default thresholds on, as
         strangers are. Both default thresholds let in a share
         ``target_far`` in [0, 1) of strangers where they were measured
-        (``model.calibration`` says where, with the error rates and curves).
+        (``model.calibration`` says where, with the error rates and curves). ``descriptor``
+        ``"hog"`` joins a fixed view of each face to the network's embedding: gradient
+        histograms projected by a linear discriminant fitted on the training people once the
+        network is trained (:mod:`pyface.recognition.descriptor`; a few seconds); None: the
+        embedding is the network's alone (``"auto"``: ``"hog"`` with ``open_set``, else None).
 
     Runs
         The same ``seed`` with the same data, options and kernel thread count gives the

@@ -14,6 +14,7 @@ from ..data.dataset import FaceDataset
 from ..kernel.runtime import check_precision
 from ..nn.network import Architecture, Network, init_parameters
 from ..nn.optim import Adam
+from ..recognition.descriptor import FaceDescriptor, check_fittable
 from ..recognition.recognizer import FaceRecognizer
 from ..recognition.references import open_set_reference
 from .checkpoint import TrainingState, data_fingerprint, load_checkpoint, save_checkpoint
@@ -97,6 +98,7 @@ class _Run:
         self.schedule = Schedule.of(len(data.fit[1]), settings)
         self.history = {key: [] for key in HISTORY_KEYS}
         self.stopping = EarlyStopping()
+        self._descriptor = None
         if setup.resumed is not None:
             self.history, self.stopping = restore(setup.resumed, network, self.optimizer, rngs)
         # The last completed epoch, copied aside: Ctrl-C or a divergence mid-epoch falls back to it.
@@ -129,15 +131,25 @@ class _Run:
         self.good = self._capture(epoch + 1)
         return shown
 
+    def descriptor(self) -> FaceDescriptor | None:
+        """The descriptor the settings ask for, fitted once on the real training images (it learns
+        nothing from the network, so the last good model of a stopped run shares it)."""
+        if self.setup.settings.descriptor is None:
+            return None
+        if self._descriptor is None:
+            self._descriptor = FaceDescriptor.fit(*self.data.train)
+        return self._descriptor
+
     def model(self, params: dict, history: dict, best_epoch: int | None) -> FaceRecognizer:
         """A recognizer with a copy of ``params`` and the run's real people (blended people left out)."""
         people = len(self.dataset.names)
         final = Network(self.setup.arch, params, kernel=self.network.kernel).keep_classes(people)
+        descriptor = self.descriptor()
         return FaceRecognizer(final, self.dataset.names, self.dataset.preprocessor,
                               training={"seed": self.setup.seed, **self.setup.settings.to_dict()},
-                              history={**history, "best_epoch": best_epoch},
+                              history={**history, "best_epoch": best_epoch}, descriptor=descriptor,
                               **open_set_reference(final, self.data.train, self.data.validation,
-                                                   calibration=self.calibration,
+                                                   calibration=self.calibration, descriptor=descriptor,
                                                    target_far=self.setup.settings.target_far))
 
     def last_good_model(self) -> FaceRecognizer:
@@ -214,6 +226,8 @@ def fit(dataset: FaceDataset, options: dict, *, gradients: GradientFunction = ba
     network = Network(setup.arch, init_parameters(setup.arch, rngs["init"]), kernel=kernel,
                       precision=setup.settings.precision)
     data = run_data(dataset, validation_data, setup.settings, rngs)
+    if setup.settings.descriptor is not None:  # fitted after training: a failure now, not then
+        check_fittable(data.train[1], data.train[0].shape[1])
     run = _Run(dataset, setup, data, network, rngs, gradients, calibration)
     _epochs(run, quiet=quiet, checkpoint=None if checkpoint is None else os.fspath(checkpoint),
             checkpoint_every=checkpoint_every)

@@ -1,0 +1,212 @@
+"""The descriptor joined to open-set embeddings: gradient histograms and their discriminant projection."""
+
+import json
+
+import numpy as np
+import pytest
+
+import pyface
+from pyface.recognition.descriptor import (FaceDescriptor, discriminant_projection, gradient_histograms,
+                                           histogram_size)
+from pyface.recognition.model_file import FORMAT_VERSION
+from pyface.recognition.recognizer import embed_images
+
+
+def _faces(n=6, size=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size)).astype(np.float32) / 255.0
+
+
+def test_histograms_have_opencv_layout_and_are_square_roots():
+    faces = _faces(3, 64)
+    h = gradient_histograms(faces)
+    # 7 x 7 blocks of 2 x 2 cells of 9 orientations: OpenCV's layout for a 64-pixel window.
+    assert h.shape == (3, 7 * 7 * 2 * 2 * 9) == (3, histogram_size(64)) and h.dtype == np.float32
+    import cv2
+    hog = cv2.HOGDescriptor((64, 64), (16, 16), (8, 8), (8, 8), 9)
+    raw = hog.compute(np.rint(faces[1] * 255).astype(np.uint8)).ravel()
+    np.testing.assert_allclose(h[1] ** 2, raw, rtol=1e-5, atol=1e-7)
+
+
+def test_histograms_ignore_a_change_of_brightness():
+    # Gradients do not see an offset of every level: the descriptor reads shape, not light.
+    levels = np.random.default_rng(1).integers(0, 200, (2, 32, 32))
+    np.testing.assert_allclose(gradient_histograms(levels / 255.0), gradient_histograms((levels + 40) / 255.0),
+                               atol=1e-6)
+
+
+def test_faces_off_the_cell_grid_are_read_in_their_centred_part():
+    faces = _faces(2, 37)
+    assert histogram_size(37) == histogram_size(32)
+    np.testing.assert_array_equal(gradient_histograms(faces), gradient_histograms(faces[:, 2:34, 2:34]))
+
+
+@pytest.mark.parametrize("shape", [(3, 12, 12), (3, 16, 20), (16, 16)])
+def test_histograms_refuse_faces_they_cannot_read(shape):
+    with pytest.raises(ValueError, match="faces"):
+        gradient_histograms(np.zeros(shape, np.float32))
+
+
+def _people(n_people=8, per_person=10, dims=12, seed=0):
+    """Features where people differ along the first 3 axes, and photos of one person, more, along the rest."""
+    rng = np.random.default_rng(seed)
+    centres = np.zeros((n_people, dims))
+    centres[:, :3] = rng.normal(0, 2.0, (n_people, 3))
+    labels = np.repeat(np.arange(n_people), per_person)
+    noise = rng.normal(0, 0.3, (len(labels), dims))
+    noise[:, 3:] *= 10.0
+    return centres[labels] + noise, labels
+
+
+def _nearest_centre_accuracy(x, labels, fit_rows, test_rows):
+    centres = np.stack([x[fit_rows][labels[fit_rows] == k].mean(0) for k in np.unique(labels)])
+    guess = np.argmin(((x[test_rows, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    return np.mean(guess == labels[test_rows])
+
+
+def test_the_discriminant_keeps_what_tells_people_apart():
+    x, labels = _people()
+    mean, projection = discriminant_projection(x, labels, dimensions=3, shrinkage=0.0)
+    assert mean.shape == (12,) and projection.shape == (12, 3)
+    fit_rows, test_rows = np.arange(len(x)) % 2 == 0, np.arange(len(x)) % 2 == 1
+    raw = _nearest_centre_accuracy(x, labels, fit_rows, test_rows)
+    projected = _nearest_centre_accuracy((x - mean) @ projection, labels, fit_rows, test_rows)
+    assert projected > 0.9 and projected > raw + 0.3
+    # Without shrinkage, photos of one person scatter alike in every kept direction (whitened).
+    z = (x - mean) @ projection
+    within = np.concatenate([z[labels == k] - z[labels == k].mean(0) for k in np.unique(labels)])
+    np.testing.assert_allclose(within.T @ within / len(z), np.eye(3), atol=1e-8)
+
+
+def test_the_discriminant_keeps_at_most_one_direction_fewer_than_people():
+    x, labels = _people(n_people=3)
+    assert discriminant_projection(x, labels, dimensions=50)[1].shape == (12, 2)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.zeros(6, int), "two people"),
+    (np.arange(6), "two or more images"),
+])
+def test_the_discriminant_needs_people_seen_twice(labels, message):
+    with pytest.raises(ValueError, match=message):
+        discriminant_projection(np.random.default_rng(0).normal(size=(6, 4)), labels)
+
+
+def test_the_discriminant_refuses_nan():
+    x, labels = _people()
+    x[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        discriminant_projection(x, labels)
+
+
+def test_a_descriptor_gives_unit_rows_and_joins_them_with_their_shares():
+    faces, labels = _faces(12, 32), np.repeat(np.arange(4), 3)
+    descriptor = FaceDescriptor.fit(faces, labels)
+    own = descriptor.transform(faces)
+    assert own.shape == (12, 3) and own.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(own, axis=1), 1.0, rtol=1e-5)
+    network_part = np.random.default_rng(2).normal(size=(12, 5))
+    network_part /= np.linalg.norm(network_part, axis=1, keepdims=True)
+    joined = descriptor.join(network_part.astype(np.float32), faces)
+    np.testing.assert_allclose(np.linalg.norm(joined, axis=1), 1.0, rtol=1e-5)
+    # The joined cosine is the two cosines weighted by their shares.
+    w = descriptor.weight
+    assert w == 0.4
+    expected = (1 - w) * (network_part @ network_part.T) + w * (own @ own.T)
+    np.testing.assert_allclose(joined @ joined.T, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="fitted on faces giving"):
+        descriptor.transform(_faces(2, 64))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(weight=1.0), "weight"),
+    (dict(kind="lbp"), "kind"),
+    (dict(projection=np.zeros((5, 3), np.float32)), r"mean \(F,\) and a projection"),
+    (dict(mean=np.full(36, np.nan, np.float32)), "finite"),
+])
+def test_a_descriptor_refuses_bad_parts(change, message):
+    parts = dict(mean=np.zeros(36, np.float32), projection=np.ones((36, 3), np.float32))
+    with pytest.raises(ValueError, match=message):
+        FaceDescriptor(**{**parts, **change})
+
+
+@pytest.fixture(scope="module")
+def open_model(make_dataset):
+    faces = make_dataset(n_classes=8, per_class=6)
+    model = pyface.train(faces, open_set=True, epochs=3, blended_people=0, hidden_size=8, num_layers=1,
+                         views=("rows",), bidirectional=False, augment=None, batch_size=8, quiet=True,
+                         calibration_people=0.3)
+    return faces, model
+
+
+def test_open_set_models_join_the_descriptor_to_their_embeddings(open_model):
+    faces, model = open_model
+    assert model.training["descriptor"] == "hog" and model.descriptor is not None
+    # Fitted on the 6 trained people: at most 5 directions.
+    assert model.descriptor.size == 5 and len(model.descriptor.mean) == histogram_size(16)
+    emb = model.embed(faces)
+    assert emb.shape == (len(faces), model.architecture.feature_size + 5) == (len(faces), model.embedding_size)
+    alone = embed_images(model.network, faces.images)
+    np.testing.assert_allclose(emb, model.descriptor.join(alone, faces.images), atol=1e-6)
+    assert model.templates.shape[1] == model.embedding_size
+    assert repr(model).endswith("LSTM over rows, with gradient histograms)")
+
+
+def test_a_descriptor_travels_with_the_model_file(open_model, tmp_path):
+    faces, model = open_model
+    model.enroll("someone", faces[:2])
+    model.save(tmp_path / "m.pyface")
+    loaded = pyface.load_model(tmp_path / "m.pyface")
+    np.testing.assert_array_equal(loaded.descriptor.projection, model.descriptor.projection)
+    np.testing.assert_array_equal(loaded.embed(faces), model.embed(faces))
+    assert loaded.identify(faces[:4])[0].tolist() == model.identify(faces[:4])[0].tolist()
+    members, metadata = _members(tmp_path / "m.pyface")
+    assert metadata["format_version"] == FORMAT_VERSION == 4
+    assert metadata["descriptor"] == {"kind": "hog", "weight": 0.4, "cell": 8, "bins": 9}
+    assert members["descriptor.projection"].shape == (histogram_size(16), 5)
+
+
+def _members(path):
+    with np.load(path, allow_pickle=False) as npz:
+        members = {name: npz[name] for name in npz.files}
+    return members, json.loads(str(members["metadata"]))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m, meta: m.pop("descriptor.projection"), "descriptor.projection is missing"),
+    (lambda m, meta: m.update({"descriptor.mean": m["descriptor.mean"][:-1]}), "mean"),
+    (lambda m, meta: m.update({"descriptor.mean": m["descriptor.mean"].astype(np.float64)}), "float64"),
+    (lambda m, meta: meta["descriptor"].update(cell=6), "cells of 6 pixels"),
+    (lambda m, meta: meta["descriptor"].update(weight=2), "weight"),
+    (lambda m, meta: meta.update(descriptor="hog"), "JSON object"),
+])
+def test_a_damaged_descriptor_is_a_clear_error(open_model, tmp_path, damage, message):
+    _, model = open_model
+    path = tmp_path / "m.pyface"
+    model.save(path)
+    members, metadata = _members(path)
+    damage(members, metadata)
+    members["metadata"] = np.array(json.dumps(metadata))
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+    with pytest.raises(pyface.ModelFileError, match=message):
+        pyface.load_model(path)
+
+
+def test_closed_set_models_and_descriptor_none_keep_the_network_alone(make_dataset, tiny):
+    faces = make_dataset(n_classes=8, per_class=6)
+    assert pyface.train(faces, epochs=1, quiet=True, **tiny).descriptor is None
+    model = pyface.train(faces, open_set=True, descriptor=None, epochs=1, quiet=True, calibration_people=0.3,
+                         **tiny)
+    assert model.descriptor is None and model.embedding_size == model.architecture.feature_size
+
+
+def test_an_unknown_descriptor_is_refused_before_training(make_dataset, tiny):
+    with pytest.raises(ValueError, match="descriptor must be one of"):
+        pyface.train(make_dataset(n_classes=4, per_class=4), descriptor="sift", quiet=True, **tiny)
+
+
+def test_a_descriptor_that_cannot_be_fitted_fails_before_training(make_dataset, tiny):
+    # 12-pixel faces are smaller than one block of the histograms.
+    faces = make_dataset(n_classes=8, per_class=4, image_size=12)
+    with pytest.raises(ValueError, match="at least 16 pixels"):
+        pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3, **tiny)
