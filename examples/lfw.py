@@ -58,6 +58,13 @@ def _enroll(model, faces, people: list[str]) -> None:
         model.enroll(name, first[first.labels == faces.names.index(name)])
 
 
+def _door(model) -> FaceRecognizer:
+    """A door's gallery: the model's embeddings and threshold, with the enrolled people only
+    (none of the people it was trained on)."""
+    return FaceRecognizer(model.network, model.names, model.preprocessor, threshold=model.threshold,
+                          descriptor=model.descriptor)
+
+
 def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | None = None,
              model_file: str | None = None) -> dict:
     unseen_people = held_out(folder)
@@ -76,8 +83,7 @@ def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | 
     unseen = load_images(folder, people=unseen_people, preprocessor=model.preprocessor)
     fpr, tpr, thresholds = roc_curve(*pair_scores(model.embed(unseen), unseen.labels))
     eer, _ = equal_error_rate(fpr, tpr, thresholds)
-    # A door's gallery: the enrolled people only, not the people the model was trained on.
-    gallery = FaceRecognizer(model.network, model.names, model.preprocessor, threshold=model.threshold)
+    gallery = _door(model)
     # All held-out people enrolled: the share of their other photos named right (no rejection).
     _enroll(gallery, unseen, unseen_people)
     _, rest = unseen.split_first(ENROLL)
@@ -85,7 +91,7 @@ def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | 
     named = float(np.mean(names == np.array(unseen.names)[rest.labels]))
     # Half enrolled, half strangers: the default threshold against the strangers' photos.
     enrolled, strangers = unseen_people[::2], unseen_people[1::2]
-    gallery = FaceRecognizer(model.network, model.names, model.preprocessor, threshold=model.threshold)
+    gallery = _door(model)
     _enroll(gallery, unseen, enrolled)
     answers, _ = gallery.identify(select_people(unseen, strangers))
     return {"trained_people": trained_people, "seconds": seconds, "unseen_people": len(unseen_people),

@@ -6,44 +6,14 @@ import numpy as np
 import pytest
 
 import pyface
-from pyface.recognition.descriptor import (FaceDescriptor, discriminant_projection, gradient_histograms,
-                                           histogram_size)
+from pyface.recognition.descriptor import FaceDescriptor, discriminant_projection
+from pyface.recognition.histograms import histogram_size
 from pyface.recognition.model_file import FORMAT_VERSION
 from pyface.recognition.recognizer import embed_images
 
 
 def _faces(n=6, size=32, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, size, size)).astype(np.float32) / 255.0
-
-
-def test_histograms_have_opencv_layout_and_are_square_roots():
-    faces = _faces(3, 64)
-    h = gradient_histograms(faces)
-    # 7 x 7 blocks of 2 x 2 cells of 9 orientations: OpenCV's layout for a 64-pixel window.
-    assert h.shape == (3, 7 * 7 * 2 * 2 * 9) == (3, histogram_size(64)) and h.dtype == np.float32
-    import cv2
-    hog = cv2.HOGDescriptor((64, 64), (16, 16), (8, 8), (8, 8), 9)
-    raw = hog.compute(np.rint(faces[1] * 255).astype(np.uint8)).ravel()
-    np.testing.assert_allclose(h[1] ** 2, raw, rtol=1e-5, atol=1e-7)
-
-
-def test_histograms_ignore_a_change_of_brightness():
-    # Gradients do not see an offset of every level: the descriptor reads shape, not light.
-    levels = np.random.default_rng(1).integers(0, 200, (2, 32, 32))
-    np.testing.assert_allclose(gradient_histograms(levels / 255.0), gradient_histograms((levels + 40) / 255.0),
-                               atol=1e-6)
-
-
-def test_faces_off_the_cell_grid_are_read_in_their_centred_part():
-    faces = _faces(2, 37)
-    assert histogram_size(37) == histogram_size(32)
-    np.testing.assert_array_equal(gradient_histograms(faces), gradient_histograms(faces[:, 2:34, 2:34]))
-
-
-@pytest.mark.parametrize("shape", [(3, 12, 12), (3, 16, 20), (16, 16)])
-def test_histograms_refuse_faces_they_cannot_read(shape):
-    with pytest.raises(ValueError, match="faces"):
-        gradient_histograms(np.zeros(shape, np.float32))
 
 
 def _people(n_people=8, per_person=10, dims=12, seed=0):
@@ -119,7 +89,7 @@ def test_a_descriptor_gives_unit_rows_and_joins_them_with_their_shares():
 
 @pytest.mark.parametrize("change, message", [
     (dict(weight=1.0), "weight"),
-    (dict(kind="lbp"), "kind"),
+    (dict(kind="sift"), "kind"),
     (dict(projection=np.zeros((5, 3), np.float32)), r"mean \(F,\) and a projection"),
     (dict(mean=np.full(36, np.nan, np.float32)), "finite"),
 ])
@@ -161,7 +131,7 @@ def test_a_descriptor_travels_with_the_model_file(open_model, tmp_path):
     assert loaded.identify(faces[:4])[0].tolist() == model.identify(faces[:4])[0].tolist()
     members, metadata = _members(tmp_path / "m.pyface")
     assert metadata["format_version"] == FORMAT_VERSION == 4
-    assert metadata["descriptor"] == {"kind": "hog", "weight": 0.4, "cell": 8, "bins": 9}
+    assert metadata["descriptor"] == {"kind": "hog", "weight": 0.4, "cell": 8, "bins": 9, "patterns": 59}
     assert members["descriptor.projection"].shape == (histogram_size(16), 5)
 
 
@@ -175,7 +145,7 @@ def _members(path):
     (lambda m, meta: m.pop("descriptor.projection"), "descriptor.projection is missing"),
     (lambda m, meta: m.update({"descriptor.mean": m["descriptor.mean"][:-1]}), "mean"),
     (lambda m, meta: m.update({"descriptor.mean": m["descriptor.mean"].astype(np.float64)}), "float64"),
-    (lambda m, meta: meta["descriptor"].update(cell=6), "cells of 6 pixels"),
+    (lambda m, meta: meta["descriptor"].update(cell=6), "laid out as"),
     (lambda m, meta: meta["descriptor"].update(weight=2), "weight"),
     (lambda m, meta: meta.update(descriptor="hog"), "JSON object"),
 ])
@@ -210,3 +180,15 @@ def test_a_descriptor_that_cannot_be_fitted_fails_before_training(make_dataset, 
     faces = make_dataset(n_classes=8, per_class=4, image_size=12)
     with pytest.raises(ValueError, match="at least 16 pixels"):
         pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3, **tiny)
+
+
+@pytest.mark.parametrize("kind", ["lbp", "hog+lbp"])
+def test_every_kind_of_histograms_trains_and_travels_with_the_model(make_dataset, tiny, tmp_path, kind):
+    faces = make_dataset(n_classes=8, per_class=6)
+    model = pyface.train(faces, open_set=True, descriptor=kind, epochs=1, quiet=True, calibration_people=0.3,
+                         **tiny)
+    assert model.descriptor.kind == kind and len(model.descriptor.mean) == histogram_size(16, kind)
+    model.save(tmp_path / "m.pyface")
+    loaded = pyface.load_model(tmp_path / "m.pyface")
+    assert loaded.descriptor.kind == kind
+    np.testing.assert_array_equal(loaded.embed(faces), model.embed(faces))

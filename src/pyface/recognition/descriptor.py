@@ -1,33 +1,29 @@
-"""A fixed second view of a face beside the network's: gradient histograms, projected onto
+"""A fixed second view of a face beside the network's: histograms of the face, projected onto
 the directions that tell people apart.
 
 The open-set model's embedding is the network's summary of a face joined with this one.
-Histograms of oriented gradients (OpenCV's ``HOGDescriptor``: 8-pixel cells, 9 orientations,
-blocks of 2 x 2 cells normalised together) describe the local shape of a face without
-learning anything; a linear discriminant fitted on the training people keeps the directions
-along which people differ more than photos of one person do. On LFW's held-out people the
-general model's embedding alone named 40.7 % right from 5 photos each with an equal error rate
-of 25.7 %, this descriptor alone 52.7 % / 24.6 %, and the two joined 54.0 % / 21.7 %
-(docs/experiments.md, "A second view: gradient histograms beside the LSTMs"): the network, trained
-on 2-3 photos of each of 1,500 people, learns some of what tells faces apart and the
-descriptor, fitted in closed form, brings the rest.
+The histograms (:mod:`.histograms`: of gradient orientations, of local binary patterns, or
+both) describe a face without learning anything; a linear discriminant fitted on the training
+people keeps the directions along which people differ more than photos of one person do. On
+LFW's held-out people the general model's embedding alone named 40.7 % right from 5 photos
+each with an equal error rate of 25.7 %, the gradient histograms' descriptor alone 52.7 % /
+24.6 %, and the two joined 54.0 % / 21.7 % (docs/experiments.md, "A second view: gradient
+histograms beside the LSTMs"): the network, trained on 2-3 photos of each of 1,500 people,
+learns some of what tells faces apart, and the descriptor, fitted in closed form, brings more.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-__all__ = ["FaceDescriptor", "gradient_histograms", "histogram_size", "discriminant_projection", "check_fittable",
-           "KINDS"]
+from .histograms import KINDS, LAYOUT, face_histograms, histogram_size
 
-KINDS = ("hog",)
-CELL = 8  # pixels: the side of a histogram's cell, and the stride of the 2 x 2-cell blocks
-BINS = 9  # orientations over 0-180 degrees
-# Principal components kept before the discriminant (of 1,764 histogram values on 64-pixel
-# faces): the discriminant needs a within-person scatter it can invert.
+__all__ = ["FaceDescriptor", "discriminant_projection", "check_fittable", "KINDS"]
+
+# Principal components kept before the discriminant (of 1,764 gradient and 3,776 pattern
+# histogram values on 64-pixel faces): the discriminant needs a within-person scatter it can invert.
 PCA_DIMENSIONS = 200
 # Directions the descriptor keeps (at most one fewer than the people it is fitted on).
 DIMENSIONS = 100
@@ -35,53 +31,24 @@ DIMENSIONS = 100
 # inverted: with 2-3 photos per person it is estimated from few differences.
 SHRINKAGE = 0.1
 # The descriptor's share of the cosine of two joined embeddings (the network's is the rest).
-# On LFW's held-out people 0.3 / 0.4 / 0.5 / 0.6 gave an EER of 22.4 / 21.7 / 21.1 / 21.1 %
-# (25.7 % without), on ORL's unseen people 7.0 / 7.4 / 8.4 / - % (8.0 % without; seeds 0 and 1):
-# 0.4 gains on both.
+# Gradient histograms on LFW's held-out people, w = 0.3 / 0.4 / 0.5 / 0.6: EER 22.4 / 21.7 /
+# 21.1 / 21.1 % (25.7 % without); on ORL's unseen people 7.3 / 7.8 / 8.4 / 10.4 % (seed 0) and
+# 6.4 / 7.1 / 8.4 / 9.7 % (seed 1), against 7.8 / 8.3 % without: 0.4 gains on LFW and loses
+# nothing on ORL.
 WEIGHT = 0.4
-# The smallest face the histograms can describe: one block of 2 x 2 cells.
-MIN_SIZE = 2 * CELL
 
 
-def _hog(size: int) -> tuple[cv2.HOGDescriptor, int]:
-    """OpenCV's descriptor for faces of ``size`` pixels, and where in the face its window starts."""
-    side = size - size % CELL
-    if side < MIN_SIZE:
-        raise ValueError(f"gradient histograms need faces of at least {MIN_SIZE} pixels, got {size}")
-    return cv2.HOGDescriptor((side, side), (2 * CELL, 2 * CELL), (CELL, CELL), (CELL, CELL), BINS), (size - side) // 2
-
-
-def histogram_size(size: int) -> int:
-    """Values in the gradient histograms of a face of ``size`` x ``size`` pixels."""
-    return int(_hog(size)[0].getDescriptorSize())
-
-
-def gradient_histograms(images: np.ndarray) -> np.ndarray:
-    """Histograms of oriented gradients (N, F) float32 of preprocessed faces (N, S, S) in [0, 1].
-
-    Each value is the square root of OpenCV's (the Hellinger mapping, which makes the
-    Euclidean distance of histograms behave like a distance of distributions). Faces whose
-    side is no multiple of 8 pixels are read in their centred part that is.
-    """
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise ValueError(f"expected preprocessed faces (N, S, S), got shape {images.shape}")
-    hog, start = _hog(images.shape[1])
-    side = images.shape[1] - images.shape[1] % CELL
-    levels = np.clip(np.rint(images[:, start : start + side, start : start + side] * 255.0), 0, 255).astype(np.uint8)
-    out = np.empty((len(images), hog.getDescriptorSize()), dtype=np.float32)
-    for k, face in enumerate(levels):
-        out[k] = hog.compute(np.ascontiguousarray(face)).ravel()
-    return np.sqrt(np.maximum(out, 0.0))
-
-
-def check_fittable(labels: np.ndarray, size: int) -> None:
-    """ValueError unless a descriptor can be fitted on faces of ``size`` pixels of the people ``labels``."""
-    histogram_size(size)
+def _check_people(labels: np.ndarray) -> None:
     people, counts = np.unique(np.asarray(labels), return_counts=True)
     if len(people) < 2 or counts.max() < 2:
         raise ValueError(f"a descriptor needs two people, one of them with two or more images; got "
                          f"{len(people)} people with at most {counts.max() if len(counts) else 0} images each")
+
+
+def check_fittable(labels: np.ndarray, size: int, kind: str = "hog") -> None:
+    """ValueError unless a descriptor ``kind`` can be fitted on faces of ``size`` pixels of the people ``labels``."""
+    histogram_size(size, kind)
+    _check_people(labels)
 
 
 def _within_scatter(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -110,7 +77,7 @@ def discriminant_projection(features: np.ndarray, labels: np.ndarray, *, dimensi
         raise ValueError(f"expected features (N, F) and N labels, got {x.shape} and {labels.shape}")
     if not np.isfinite(x).all():
         raise ValueError("the features hold NaN or infinity")
-    check_fittable(labels, MIN_SIZE)
+    _check_people(labels)
     people = np.unique(labels)
     if not 0.0 <= shrinkage <= 1.0:
         raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
@@ -135,7 +102,7 @@ def discriminant_projection(features: np.ndarray, labels: np.ndarray, *, dimensi
 
 @dataclass(frozen=True, eq=False)
 class FaceDescriptor:
-    """Gradient histograms of a face, projected by a discriminant: unit rows (N, size) float32.
+    """The histograms ``kind`` of a face (:mod:`.histograms`), projected by a discriminant: unit rows (N, size).
 
     ``mean`` (F,) and ``projection`` (F, size) come from :meth:`fit`; ``weight`` in (0, 1)
     is the descriptor's share of the cosine of two joined embeddings (:meth:`join`).
@@ -163,11 +130,12 @@ class FaceDescriptor:
         object.__setattr__(self, "weight", float(self.weight))
 
     @classmethod
-    def fit(cls, images: np.ndarray, labels: np.ndarray, *, dimensions: int = DIMENSIONS,
+    def fit(cls, images: np.ndarray, labels: np.ndarray, *, kind: str = "hog", dimensions: int = DIMENSIONS,
             weight: float = WEIGHT) -> FaceDescriptor:
-        """The descriptor of preprocessed faces (N, S, S) of the people ``labels`` (see :func:`discriminant_projection`)."""
-        mean, projection = discriminant_projection(gradient_histograms(images), labels, dimensions=dimensions)
-        return cls(mean, projection, weight)
+        """The descriptor ``kind`` of preprocessed faces (N, S, S) of the people ``labels``
+        (:func:`discriminant_projection` of their histograms, ``dimensions`` directions at most)."""
+        mean, projection = discriminant_projection(face_histograms(images, kind), labels, dimensions=dimensions)
+        return cls(mean, projection, weight, kind)
 
     @property
     def size(self) -> int:
@@ -175,7 +143,7 @@ class FaceDescriptor:
 
     def transform(self, images: np.ndarray) -> np.ndarray:
         """Unit rows (N, size) float32 of preprocessed faces (N, S, S) of the size it was fitted on."""
-        histograms = gradient_histograms(images)
+        histograms = face_histograms(images, self.kind)
         if histograms.shape[1] != len(self.mean):
             raise ValueError(f"faces of {np.shape(images)[1]} pixels give {histograms.shape[1]} histogram values; "
                              f"the descriptor was fitted on faces giving {len(self.mean)}")
@@ -194,4 +162,4 @@ class FaceDescriptor:
 
     def to_dict(self) -> dict:
         """What a model file's metadata records besides the two arrays."""
-        return {"kind": self.kind, "weight": self.weight, "cell": CELL, "bins": BINS}
+        return {"kind": self.kind, "weight": self.weight, **LAYOUT}

@@ -23,7 +23,8 @@ import numpy as np
 from ..data.preprocess import Preprocessor
 from ..io.npz import METADATA, ModelFileError, check_format, read_metadata, read_npz, write_npz_atomically
 from ..nn.network import Architecture, Network, non_finite_parameters
-from .descriptor import BINS, CELL, FaceDescriptor
+from .descriptor import FaceDescriptor
+from .histograms import LAYOUT
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "write_model", "read_model"]
 
@@ -86,11 +87,9 @@ def _descriptor(metadata: dict, members: dict[str, np.ndarray]) -> FaceDescripto
         return None
     if not isinstance(info, dict):
         raise ValueError("the descriptor must be a JSON object")
-    # The histograms' layout is fixed by this version of pyface; a file describing another
-    # one would be read with the wrong features.
-    if (info.get("cell"), info.get("bins")) != (CELL, BINS):
-        raise ValueError(f"the descriptor's histograms have cells of {info.get('cell')} pixels and "
-                         f"{info.get('bins')} orientations; this pyface reads {CELL} and {BINS}")
+    described = {key: info.get(key) for key in LAYOUT}
+    if described != LAYOUT:
+        raise ValueError(f"the descriptor's histograms are laid out as {described}; this pyface reads {LAYOUT}")
     mean, projection = members.get(_DESCRIPTOR_MEAN), members.get(_DESCRIPTOR_PROJECTION)
     if mean is None or projection is None:
         raise ValueError(f"a descriptor is described but {_DESCRIPTOR_MEAN} or {_DESCRIPTOR_PROJECTION} is missing")

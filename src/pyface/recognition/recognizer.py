@@ -19,7 +19,8 @@ from ..data.images import read_image
 from ..kernel.blas import one_blas_thread
 from ..nn.functional import softmax, softmax_cross_entropy, unit_rows
 from ..nn.network import Network
-from .descriptor import FaceDescriptor, histogram_size
+from .descriptor import FaceDescriptor
+from .histograms import histogram_size
 from .model_file import read_model, write_model
 
 UNKNOWN = "unknown"
@@ -97,9 +98,9 @@ class FaceRecognizer:
         # The fixed second view of a face joined to the network's in every embedding (open-set
         # models since format 4), or None: the embedding is the network's alone.
         self.descriptor = descriptor
-        if descriptor is not None and len(descriptor.mean) != histogram_size(preprocessor.size):
+        if descriptor is not None and len(descriptor.mean) != histogram_size(preprocessor.size, descriptor.kind):
             raise ValueError(f"the descriptor was fitted on histograms of {len(descriptor.mean)} values; faces of "
-                             f"{preprocessor.size} pixels give {histogram_size(preprocessor.size)}")
+                             f"{preprocessor.size} pixels give {histogram_size(preprocessor.size, descriptor.kind)}")
         d = self.embedding_size
         if (templates is None) != (template_labels is None):
             raise ValueError("templates and template_labels go together")

@@ -86,10 +86,12 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         strangers are. Both default thresholds let in a share
         ``target_far`` in [0, 1) of strangers where they were measured
         (``model.calibration`` says where, with the error rates and curves). ``descriptor``
-        ``"hog"`` joins a fixed view of each face to the network's embedding: gradient
-        histograms projected by a linear discriminant fitted on the training people once the
-        network is trained (:mod:`pyface.recognition.descriptor`; a few seconds); None: the
-        embedding is the network's alone (``"auto"``: ``"hog"`` with ``open_set``, else None).
+        joins a fixed view of each face to the network's embedding: histograms of gradient
+        orientations (``"hog"``), of local binary patterns (``"lbp"``) or both
+        (``"hog+lbp"``), projected by a linear discriminant fitted on the training people once
+        the network is trained (:mod:`pyface.recognition.descriptor`; seconds, half a minute
+        for both on 4,000 faces); None: the embedding is the network's alone (``"auto"``:
+        ``"hog"`` with ``open_set``, else None).
 
     Runs
         The same ``seed`` with the same data, options and kernel thread count gives the

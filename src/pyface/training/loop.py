@@ -137,7 +137,7 @@ class _Run:
         if self.setup.settings.descriptor is None:
             return None
         if self._descriptor is None:
-            self._descriptor = FaceDescriptor.fit(*self.data.train)
+            self._descriptor = FaceDescriptor.fit(*self.data.train, kind=self.setup.settings.descriptor)
         return self._descriptor
 
     def model(self, params: dict, history: dict, best_epoch: int | None) -> FaceRecognizer:
@@ -227,7 +227,7 @@ def fit(dataset: FaceDataset, options: dict, *, gradients: GradientFunction = ba
                       precision=setup.settings.precision)
     data = run_data(dataset, validation_data, setup.settings, rngs)
     if setup.settings.descriptor is not None:  # fitted after training: a failure now, not then
-        check_fittable(data.train[1], data.train[0].shape[1])
+        check_fittable(data.train[1], data.train[0].shape[1], setup.settings.descriptor)
     run = _Run(dataset, setup, data, network, rngs, gradients, calibration)
     _epochs(run, quiet=quiet, checkpoint=None if checkpoint is None else os.fspath(checkpoint),
             checkpoint_every=checkpoint_every)
