@@ -118,7 +118,7 @@ def test_open_set_models_join_the_descriptor_to_their_embeddings(open_model):
     alone = embed_images(model.network, faces.images)
     np.testing.assert_allclose(emb, model.descriptor.join(alone, faces.images), atol=1e-6)
     assert model.templates.shape[1] == model.embedding_size
-    assert repr(model).endswith("LSTM over rows, with gradient histograms)")
+    assert repr(model).endswith("LSTM over rows, with hog histograms)")
 
 
 def test_a_descriptor_travels_with_the_model_file(open_model, tmp_path):
@@ -190,5 +190,5 @@ def test_every_kind_of_histograms_trains_and_travels_with_the_model(make_dataset
     assert model.descriptor.kind == kind and len(model.descriptor.mean) == histogram_size(16, kind)
     model.save(tmp_path / "m.pyface")
     loaded = pyface.load_model(tmp_path / "m.pyface")
-    assert loaded.descriptor.kind == kind
+    assert loaded.descriptor.kind == kind and repr(loaded).endswith(f", with {kind} histograms)")
     np.testing.assert_array_equal(loaded.embed(faces), model.embed(faces))

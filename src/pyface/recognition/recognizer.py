@@ -143,7 +143,7 @@ class FaceRecognizer:
         enrolled = f", {len(self._enrolled)} enrolled" if self._enrolled else ""
         return (f"FaceRecognizer({len(self.names)} trained people{enrolled}, {a.num_layers}x{a.hidden_size} "
                 f"{'bidirectional ' if a.bidirectional else ''}LSTM over {'+'.join(a.views)}"
-                f"{'' if self.descriptor is None else ', with gradient histograms'})")
+                f"{'' if self.descriptor is None else f', with {self.descriptor.kind} histograms'})")
 
     def preprocess(self, inputs) -> np.ndarray:
         """The images (N, S, S) float32 the network reads, as every other method prepares them.
