@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..nn.functional import unit_rows
 from .histograms import KINDS, LAYOUT, face_histograms, histogram_size
 
 __all__ = ["FaceDescriptor", "discriminant_projection", "check_fittable", "KINDS"]
@@ -147,9 +148,7 @@ class FaceDescriptor:
         if histograms.shape[1] != len(self.mean):
             raise ValueError(f"faces of {np.shape(images)[1]} pixels give {histograms.shape[1]} histogram values; "
                              f"the descriptor was fitted on faces giving {len(self.mean)}")
-        projected = (histograms - self.mean) @ self.projection
-        norms = np.linalg.norm(projected, axis=1, keepdims=True)
-        return (projected / np.maximum(norms, np.finfo(np.float32).tiny)).astype(np.float32)
+        return unit_rows(((histograms - self.mean) @ self.projection).astype(np.float32, copy=False))
 
     def join(self, embeddings: np.ndarray, images: np.ndarray) -> np.ndarray:
         """The network's unit ``embeddings`` (N, E) of ``images`` joined with theirs: unit rows (N, E + size).

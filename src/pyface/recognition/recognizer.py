@@ -39,10 +39,14 @@ def embed_images(network: Network, images: np.ndarray, batch_size: int = 256,
     D is the network's ``feature_size``, plus the ``descriptor``'s size when there is one:
     its view of the faces is joined to the network's (:meth:`FaceDescriptor.join`).
     """
-    batches = [network.features(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
-    out = np.concatenate(batches) if batches else np.zeros((0, network.arch.feature_size))
-    embedded = unit_rows(out.astype(np.float32, copy=False))
-    return embedded if descriptor is None else descriptor.join(embedded, images)
+    def batch(part: np.ndarray) -> np.ndarray:
+        embedded = unit_rows(network.features(part).astype(np.float32, copy=False))
+        # In batches too: the histograms of every face at once would hold them all in memory.
+        return embedded if descriptor is None else descriptor.join(embedded, part)
+
+    batches = [batch(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+    size = network.arch.feature_size + (0 if descriptor is None else descriptor.size)
+    return np.concatenate(batches) if batches else np.zeros((0, size), dtype=np.float32)
 
 
 def _unit_templates(vectors: np.ndarray) -> np.ndarray:
