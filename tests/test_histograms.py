@@ -68,6 +68,14 @@ def test_pattern_histograms_ignore_any_change_of_light_that_keeps_the_order_of_g
     assert not np.array_equal(pattern_histograms(levels / 255.0), pattern_histograms(levels[:, ::-1] / 255.0))
 
 
+def test_pattern_histograms_of_many_faces_are_those_of_each():
+    faces = _faces(300, 16)  # more than are counted at once
+    many = pattern_histograms(faces)
+    for k in (0, 255, 256, 299):
+        np.testing.assert_array_equal(many[k], pattern_histograms(faces[k : k + 1])[0])
+    assert pattern_histograms(faces[:0]).shape == (0, histogram_size(16, "lbp"))
+
+
 def test_both_kinds_lie_side_by_side():
     faces = _faces(2, 32)
     both = face_histograms(faces, "hog+lbp")

@@ -21,6 +21,8 @@ __all__ = ["KINDS", "CELL", "BINS", "PATTERNS", "LAYOUT", "MIN_SIZE", "face_hist
 
 CELL = 8  # pixels: the side of a cell, and the stride of the gradient histograms' 2 x 2-cell blocks
 BINS = 9  # gradient orientations over 0-180 degrees
+# Faces whose patterns are counted at once: the patterns are int64 per pixel.
+_PATTERN_BATCH = 256
 # Each pixel against its 8 neighbours, clockwise from the top left.
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 # The smallest face both can describe: one block of 2 x 2 cells.
@@ -103,6 +105,11 @@ def pattern_histograms(images: np.ndarray) -> np.ndarray:
     as a share of them. Read in the same centred window of whole cells as the gradients.
     """
     levels, side, start = _levels(images)
+    parts = [_pattern_counts(levels[k : k + _PATTERN_BATCH], side, start) for k in range(0, len(levels), _PATTERN_BATCH)]
+    return np.concatenate(parts) if parts else np.zeros((0, (side // CELL) ** 2 * PATTERNS), dtype=np.float32)
+
+
+def _pattern_counts(levels: np.ndarray, side: int, start: int) -> np.ndarray:
     n, size = len(levels), levels.shape[1]
     padded = np.pad(levels, ((0, 0), (1, 1), (1, 1)), mode="edge")
     codes = np.zeros(levels.shape, dtype=np.int64)
