@@ -32,6 +32,10 @@ def _is_single_image(a: np.ndarray) -> bool:
     return a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))
 
 
+def _embedding_size(network: Network, descriptor: FaceDescriptor | None) -> int:
+    return network.arch.feature_size + (0 if descriptor is None else descriptor.size)
+
+
 def embed_images(network: Network, images: np.ndarray, batch_size: int = 256,
                  descriptor: FaceDescriptor | None = None) -> np.ndarray:
     """Unit-length embeddings (N, D) float32 of preprocessed images (N, S, S), in batches.
@@ -45,8 +49,7 @@ def embed_images(network: Network, images: np.ndarray, batch_size: int = 256,
         return embedded if descriptor is None else descriptor.join(embedded, part)
 
     batches = [batch(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
-    size = network.arch.feature_size + (0 if descriptor is None else descriptor.size)
-    return np.concatenate(batches) if batches else np.zeros((0, size), dtype=np.float32)
+    return np.concatenate(batches) if batches else np.zeros((0, _embedding_size(network, descriptor)), np.float32)
 
 
 def _unit_templates(vectors: np.ndarray) -> np.ndarray:
@@ -140,7 +143,7 @@ class FaceRecognizer:
     @property
     def embedding_size(self) -> int:
         """Values in an embedding: the network's ``feature_size``, plus the descriptor's size if any."""
-        return self.network.arch.feature_size + (0 if self.descriptor is None else self.descriptor.size)
+        return _embedding_size(self.network, self.descriptor)
 
     def __repr__(self):
         a = self.network.arch
