@@ -56,7 +56,7 @@ def kernel_threads():
 # The plain network (LSTMs reading pixels, dense head), as files written before the front end
 # and the cosine head hold it; the command-line tests train the defaults.
 TINY = {"hidden_size": 8, "num_layers": 1, "views": ("rows",), "bidirectional": False, "augment": None,
-        "batch_size": 8, "conv_channels": 0, "head": "dense", "blended_people": 0}
+        "batch_size": 8, "conv_channels": 0, "head": "dense", "blended_people": 0, "descriptor": None}
 
 
 def _make_images(n_classes=3, per_class=6, size=24, seed=0):
@@ -97,7 +97,7 @@ def make_dataset():
 
 @pytest.fixture(scope="session")
 def tiny():
-    """Training options of a tiny network without augmentation."""
+    """Training options of a tiny network without augmentation or descriptor."""
     return dict(TINY)
 
 

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 import pyface
-from pyface.recognition.descriptor import FaceDescriptor, discriminant_projection
+from pyface.nn.functional import softmax
+from pyface.recognition.descriptor import CLASS_SCALE, FaceDescriptor, discriminant_projection
 from pyface.recognition.histograms import histogram_size
 from pyface.recognition.model_file import FORMAT_VERSION
+from pyface.recognition.open_set import equal_error_rate, pair_scores, roc_curve
 from pyface.recognition.recognizer import embed_images
+from pyface.recognition.references import DESCRIPTOR_WEIGHTS, calibrated_descriptor
 
 
 def _faces(n=6, size=32, seed=0):
@@ -110,15 +113,16 @@ def open_model(make_dataset):
 
 def test_open_set_models_join_the_descriptor_to_their_embeddings(open_model):
     faces, model = open_model
-    assert model.training["descriptor"] == "hog" and model.descriptor is not None
+    assert model.training["descriptor"] == "hog+lbp" and model.descriptor is not None
     # Fitted on the 6 trained people: at most 5 directions.
-    assert model.descriptor.size == 5 and len(model.descriptor.mean) == histogram_size(16)
+    assert model.descriptor.size == 5 and len(model.descriptor.mean) == histogram_size(16, "hog+lbp")
+    assert model.descriptor.weight in DESCRIPTOR_WEIGHTS
     emb = model.embed(faces)
     assert emb.shape == (len(faces), model.architecture.feature_size + 5) == (len(faces), model.embedding_size)
     alone = embed_images(model.network, faces.images)
     np.testing.assert_allclose(emb, model.descriptor.join(alone, faces.images), atol=1e-6)
     assert model.templates.shape[1] == model.embedding_size
-    assert repr(model).endswith("LSTM over rows, with hog histograms)")
+    assert repr(model).endswith("LSTM over rows, with hog+lbp histograms)")
 
 
 def test_a_descriptor_travels_with_the_model_file(open_model, tmp_path):
@@ -131,8 +135,9 @@ def test_a_descriptor_travels_with_the_model_file(open_model, tmp_path):
     assert loaded.identify(faces[:4])[0].tolist() == model.identify(faces[:4])[0].tolist()
     members, metadata = _members(tmp_path / "m.pyface")
     assert metadata["format_version"] == FORMAT_VERSION == 4
-    assert metadata["descriptor"] == {"kind": "hog", "weight": 0.4, "cell": 8, "bins": 9, "patterns": 59}
-    assert members["descriptor.projection"].shape == (histogram_size(16), 5)
+    assert metadata["descriptor"] == {"kind": "hog+lbp", "weight": model.descriptor.weight, "cell": 8, "bins": 9,
+                                      "patterns": 59}
+    assert members["descriptor.projection"].shape == (histogram_size(16, "hog+lbp"), 5)
 
 
 def _members(path):
@@ -162,33 +167,90 @@ def test_a_damaged_descriptor_is_a_clear_error(open_model, tmp_path, damage, mes
         pyface.load_model(path)
 
 
-def test_closed_set_models_and_descriptor_none_keep_the_network_alone(make_dataset, tiny):
+def test_descriptor_none_keeps_the_network_alone(make_dataset, tiny):
     faces = make_dataset(n_classes=8, per_class=6)
-    assert pyface.train(faces, epochs=1, quiet=True, **tiny).descriptor is None
-    model = pyface.train(faces, open_set=True, descriptor=None, epochs=1, quiet=True, calibration_people=0.3,
-                         **tiny)
-    assert model.descriptor is None and model.embedding_size == model.architecture.feature_size
+    model = pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3, **tiny)
+    assert tiny["descriptor"] is None and model.descriptor is None
+    assert model.embedding_size == model.architecture.feature_size
+    logits, _ = model.network.forward(faces.images)
+    np.testing.assert_allclose(model.predict_proba(faces), softmax(logits.astype(np.float64)), rtol=1e-6)
 
 
 def test_an_unknown_descriptor_is_refused_before_training(make_dataset, tiny):
     with pytest.raises(ValueError, match="descriptor must be one of"):
-        pyface.train(make_dataset(n_classes=4, per_class=4), descriptor="sift", quiet=True, **tiny)
+        pyface.train(make_dataset(n_classes=4, per_class=4), quiet=True, **{**tiny, "descriptor": "sift"})
 
 
 def test_a_descriptor_that_cannot_be_fitted_fails_before_training(make_dataset, tiny):
     # 12-pixel faces are smaller than one block of the histograms.
     faces = make_dataset(n_classes=8, per_class=4, image_size=12)
     with pytest.raises(ValueError, match="at least 16 pixels"):
-        pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3, **tiny)
+        pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3,
+                     **{**tiny, "descriptor": "hog+lbp"})
+
+
+@pytest.mark.parametrize("size, per_class", [(12, 4), (16, 1)])
+def test_auto_trains_without_a_descriptor_where_none_can_be_fitted(make_dataset, tiny, size, per_class):
+    # Faces too small for one block of histograms, or nobody seen twice.
+    faces = make_dataset(n_classes=4, per_class=per_class, image_size=size)
+    model = pyface.train(faces, epochs=1, quiet=True, **{**tiny, "descriptor": "auto"})
+    assert model.descriptor is None and model.training["descriptor"] is None
+    fitted = pyface.train(make_dataset(n_classes=4, per_class=2), epochs=1, quiet=True,
+                          **{**tiny, "descriptor": "auto"})
+    assert fitted.training["descriptor"] == "hog+lbp"
 
 
 @pytest.mark.parametrize("kind", ["lbp", "hog+lbp"])
 def test_every_kind_of_histograms_trains_and_travels_with_the_model(make_dataset, tiny, tmp_path, kind):
     faces = make_dataset(n_classes=8, per_class=6)
-    model = pyface.train(faces, open_set=True, descriptor=kind, epochs=1, quiet=True, calibration_people=0.3,
-                         **tiny)
+    model = pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3,
+                         **{**tiny, "descriptor": kind})
     assert model.descriptor.kind == kind and len(model.descriptor.mean) == histogram_size(16, kind)
     model.save(tmp_path / "m.pyface")
     loaded = pyface.load_model(tmp_path / "m.pyface")
     assert loaded.descriptor.kind == kind and repr(loaded).endswith(f", with {kind} histograms)")
     np.testing.assert_array_equal(loaded.embed(faces), model.embed(faces))
+
+
+def test_a_face_and_its_mirror_image_look_the_same_to_the_descriptor():
+    faces, labels = _faces(12, 32), np.repeat(np.arange(4), 3)
+    descriptor = FaceDescriptor.fit(faces, labels, kind="hog+lbp")
+    own = descriptor.transform(faces)
+    np.testing.assert_allclose(descriptor.transform(faces[:, :, ::-1]), own, atol=1e-5)
+    # ... and differently from the face alone, which the mirror image is not.
+    assert not np.allclose(own, descriptor._project(faces), atol=1e-3)
+
+
+def test_closed_set_models_join_the_descriptor_to_the_classifier(make_dataset, tiny):
+    faces = make_dataset(n_classes=5, per_class=6)
+    model = pyface.train(faces, epochs=2, quiet=True, **{**tiny, "descriptor": "auto"})
+    assert model.descriptor.kind == "hog+lbp" and model.descriptor.weight == 0.4  # no kept-out people
+    # Every training face is a template: each person's mean view is the unit mean of their faces'.
+    assert len(model.templates) == len(faces)
+    views = np.stack([model.descriptor.transform(faces.images[faces.labels == k]).mean(0) for k in range(5)])
+    views /= np.linalg.norm(views, axis=1, keepdims=True)
+    probe = make_dataset(n_classes=5, per_class=2, seed=3)
+    logits, _ = model.network.forward(probe.images)
+    cosines = model.descriptor.transform(probe.images) @ views.T
+    expected = softmax(logits.astype(np.float64) + CLASS_SCALE * cosines)
+    np.testing.assert_allclose(model.predict_proba(probe), expected, rtol=1e-4, atol=1e-9)
+    assert model.evaluate(probe)["accuracy"] == np.mean(expected.argmax(1) == probe.labels)
+
+
+def test_the_descriptor_share_is_the_one_that_verifies_kept_out_people_best(make_dataset, tiny_model):
+    people = make_dataset(n_classes=6, per_class=5, seed=7)
+    fitted = FaceDescriptor.fit(people.images, people.labels, kind="hog+lbp")
+    chosen = calibrated_descriptor(tiny_model.network, fitted, (people.images, people.labels))
+    alone = embed_images(tiny_model.network, people.images)
+
+    def eer(weight):
+        joined = FaceDescriptor(fitted.mean, fitted.projection, weight, fitted.kind).join(alone, people.images)
+        return equal_error_rate(*roc_curve(*pair_scores(joined, people.labels)))[0]
+
+    eers = [eer(w) for w in DESCRIPTOR_WEIGHTS]
+    assert max(eers) > min(eers)  # the share matters here
+    assert chosen.weight == DESCRIPTOR_WEIGHTS[int(np.argmin(eers))]
+    np.testing.assert_array_equal(chosen.projection, fitted.projection)
+    # Kept-out faces of one person each cannot measure it: the share stays.
+    lone = calibrated_descriptor(tiny_model.network, fitted, (people.images[::5], people.labels[::5]))
+    assert lone.weight == fitted.weight

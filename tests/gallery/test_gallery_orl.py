@@ -35,11 +35,13 @@ def orl(att_faces_dir):
 @pytest.mark.parametrize("trained", [True, False], ids=["with-trained-people", "enrolled-only"])
 def test_a_gallery_names_orl_people_as_the_recognizer_does(orl, gallery_url, trained):
     model, newcomers, enroll_part, queries = orl
+    assert model.descriptor is not None  # the embeddings join the network's and the descriptor's views
     reference = model if trained else FaceRecognizer(model.network, model.names, model.preprocessor,
-                                                     threshold=model.threshold)
+                                                     threshold=model.threshold, descriptor=model.descriptor)
     reference = FaceRecognizer(reference.network, reference.names, reference.preprocessor,
                                templates=reference.templates, template_labels=reference.template_labels,
-                               threshold=reference.threshold)  # a copy: the module's model stays as trained
+                               threshold=reference.threshold,
+                               descriptor=model.descriptor)  # a copy: the module's model stays as trained
     with pyface.open_gallery(gallery_url, model) as gallery:
         if trained:
             gallery.import_recognizer(model)

@@ -70,7 +70,8 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--descriptor", choices=("auto", "hog", "lbp", "hog+lbp", "none"), default=None,
                    help="a fixed second view of each face joined to the network's embedding: histograms of "
                    "gradients (hog), of local binary patterns (lbp) or both, projected onto what tells the "
-                   "training people apart; or none (default auto: hog with --open-set, else none)")
+                   "training people apart, joined to the embedding and to the classifier's answers; or none "
+                   "(default auto: hog+lbp)")
     p.add_argument("--target-far", type=fraction(True, False), default=None,
                    help=f"share of strangers the default thresholds let in (default {trained['target_far']})")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is no terminal)")

@@ -1,6 +1,7 @@
 """Which rows of a face drove a recognizer's decision: input gradients through the kernel.
 
-The score of a person is the network's logit for them (before the softmax). Its gradient
+The score of a person is the network's logit for them (before the softmax; a model with a
+descriptor adds the descriptor's fixed view to it, which is not explained here). Its gradient
 with respect to every input pixel comes from backpropagation through the LSTM kernel's own
 backward pass (:func:`input_gradients`).
 
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..nn.functional import softmax
 from ..data.images import read_image
 from .recognizer import FaceRecognizer
 
@@ -49,7 +49,8 @@ def input_gradients(
     gradients : (N, S, S), the network's dtype (float32)
         d logit[target] / d pixel, in score units per unit of pixel value.
     logits : (N, n_people), the network's dtype
-        The scores, as :meth:`FaceRecognizer.predict_proba` sees them before the softmax.
+        The network's scores before the softmax (:meth:`FaceRecognizer.predict_proba` adds the
+        descriptor's to them when the model has one).
     """
     images = np.asarray(images)
     n = len(images)
@@ -123,10 +124,14 @@ def explanation(model: FaceRecognizer, image, *, person: str | None = None, step
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    face = model.preprocessor(_load(image))
+    raw = _load(image)
+    face = model.preprocessor(raw)
     logits, _ = model.network.forward(face[None])
+    # The model's answer, with its descriptor's view when it has one; the attribution is of the
+    # network's share of it (the descriptor's histograms are fixed, not learnt).
+    proba = model.predict_proba(raw)[0]
     if person is None:
-        k = int(logits[0].argmax())
+        k = int(proba.argmax())
     elif person in model.names:
         k = model.names.index(person)
     else:
@@ -137,7 +142,7 @@ def explanation(model: FaceRecognizer, image, *, person: str | None = None, step
     gradients, _ = input_gradients(model, path, np.full(steps, k))
     attribution = (face - BASELINE) * gradients.mean(axis=0)
     baseline_logits, _ = model.network.forward(np.full((1, *face.shape), BASELINE, dtype=face.dtype))
-    probability = float(softmax(logits.astype(np.float64))[0, k])
+    probability = float(proba[k])
     return Explanation(face=face, person=model.names[k], probability=probability,
                        attribution=attribution.astype(np.float32), score=float(logits[0, k]),
                        baseline_score=float(baseline_logits[0, k]))

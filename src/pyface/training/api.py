@@ -86,12 +86,15 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         strangers are. Both default thresholds let in a share
         ``target_far`` in [0, 1) of strangers where they were measured
         (``model.calibration`` says where, with the error rates and curves). ``descriptor``
-        joins a fixed view of each face to the network's embedding: histograms of gradient
-        orientations (``"hog"``), of local binary patterns (``"lbp"``) or both
-        (``"hog+lbp"``), projected by a linear discriminant fitted on the training people once
-        the network is trained (:mod:`pyface.recognition.descriptor`; seconds, half a minute
-        for both on 4,000 faces); None: the embedding is the network's alone (``"auto"``:
-        ``"hog"`` with ``open_set``, else None).
+        is a fixed second view of each face: histograms of gradient orientations
+        (``"hog"``), of local binary patterns (``"lbp"``) or both (``"hog+lbp"``), projected
+        by a linear discriminant fitted on the training people once the network is trained
+        (:mod:`pyface.recognition.descriptor`; seconds, half a minute for both on 4,000
+        faces). It is joined to the network's embedding, with the share of the cosine that
+        verifies the kept-out people best when there are some (``open_set``), and to the
+        classifier's answers (:meth:`FaceRecognizer.predict_proba`). None: the network alone.
+        ``"auto"``: ``"hog+lbp"`` where it can be fitted (two people, one of them with two
+        or more images; faces of 16 pixels or more), else None.
 
     Runs
         The same ``seed`` with the same data, options and kernel thread count gives the

@@ -16,12 +16,12 @@ from ..nn.network import Architecture, Network, init_parameters
 from ..nn.optim import Adam
 from ..recognition.descriptor import FaceDescriptor, check_fittable
 from ..recognition.recognizer import FaceRecognizer
-from ..recognition.references import open_set_reference
+from ..recognition.references import calibrated_descriptor, open_set_reference
 from .checkpoint import TrainingState, data_fingerprint, load_checkpoint, save_checkpoint
 from .data import RunData, calibration_people, run_data
 from .epoch import Schedule, evaluate_loss, train_epoch
 from .errors import TrainingDivergedError, TrainingInterrupted, TrainingStalledWarning
-from .settings import ARCHITECTURE_OPTIONS, DEFAULTS, TRAINING_OPTIONS, TrainingSettings, blended_count, resolved
+from .settings import ARCHITECTURE_OPTIONS, AUTO, DEFAULTS, TRAINING_OPTIONS, TrainingSettings, blended_count, resolved
 from .state import HISTORY_KEYS, EarlyStopping, capture, restore, run_generators
 from .step import GradientFunction, batch_gradients, class_weights
 
@@ -71,9 +71,12 @@ def _setup(dataset: FaceDataset, options: dict, validation_data: FaceDataset | N
                                                                         validation_data.labels)))}
     if resume is not None:
         return _resumed(resume, options, description)
+    auto_descriptor = options["descriptor"] == AUTO
     options = resolved(options)
     chosen = {n: options[n] for n in TRAINING_OPTIONS}
     chosen["blended_people"] = blended_count(chosen["blended_people"], len(np.unique(dataset.labels)))
+    if auto_descriptor and not _fittable(dataset.labels, images.shape[1], chosen["descriptor"]):
+        chosen["descriptor"] = None  # "auto" trains on what it is given; a descriptor asked for fails clearly
     settings = TrainingSettings(**chosen)
     arch = Architecture(n_classes=len(dataset.names) + settings.blended_people, image_size=images.shape[1],
                         **{n: options[n] for n in ARCHITECTURE_OPTIONS})
@@ -81,6 +84,14 @@ def _setup(dataset: FaceDataset, options: dict, validation_data: FaceDataset | N
     entropy = np.random.SeedSequence(seed).entropy
     description.update(architecture=arch.to_dict(), settings=settings.to_dict(), seed=seed, entropy=entropy)
     return _Setup(arch, settings, seed, entropy, description, None)
+
+
+def _fittable(labels: np.ndarray, size: int, kind: str) -> bool:
+    try:
+        check_fittable(labels, size, kind)
+    except ValueError:
+        return False
+    return True
 
 
 class _Run:
@@ -145,6 +156,8 @@ class _Run:
         people = len(self.dataset.names)
         final = Network(self.setup.arch, params, kernel=self.network.kernel).keep_classes(people)
         descriptor = self.descriptor()
+        if descriptor is not None and self.calibration is not None:
+            descriptor = calibrated_descriptor(final, descriptor, self.calibration)
         return FaceRecognizer(final, self.dataset.names, self.dataset.preprocessor,
                               training={"seed": self.setup.seed, **self.setup.settings.to_dict()},
                               history={**history, "best_epoch": best_epoch}, descriptor=descriptor,
