@@ -217,8 +217,8 @@ def test_a_face_and_its_mirror_image_look_the_same_to_the_descriptor():
     descriptor = FaceDescriptor.fit(faces, labels, kind="hog+lbp")
     own = descriptor.transform(faces)
     np.testing.assert_allclose(descriptor.transform(faces[:, :, ::-1]), own, atol=1e-5)
-    # ... and differently from the face alone, which the mirror image is not.
-    assert not np.allclose(own, descriptor._project(faces), atol=1e-3)
+    # ... while different faces still look different.
+    assert np.abs(own[:, None] - own[None]).sum(-1)[~np.eye(12, dtype=bool)].min() > 1e-2
 
 
 def test_closed_set_models_join_the_descriptor_to_the_classifier(make_dataset, tiny):
