@@ -125,6 +125,15 @@ def test_open_set_models_join_the_descriptor_to_their_embeddings(open_model):
     assert repr(model).endswith("LSTM over rows, with hog+lbp histograms)")
 
 
+def test_an_open_set_model_keeps_the_curve_its_descriptor_share_was_chosen_from(open_model, tmp_path):
+    _, model = open_model
+    curve = model.calibration["descriptor_share"]
+    assert curve["share"] == list(DESCRIPTOR_WEIGHTS) and len(curve["eer"]) == len(DESCRIPTOR_WEIGHTS)
+    assert model.descriptor.weight == curve["share"][int(np.argmin(curve["eer"]))]
+    model.save(tmp_path / "m.pyface")
+    assert pyface.load_model(tmp_path / "m.pyface").calibration["descriptor_share"] == curve
+
+
 def test_a_descriptor_travels_with_the_model_file(open_model, tmp_path):
     faces, model = open_model
     model.enroll("someone", faces[:2])
@@ -240,7 +249,7 @@ def test_closed_set_models_join_the_descriptor_to_the_classifier(make_dataset, t
 def test_the_descriptor_share_is_the_one_that_verifies_kept_out_people_best(make_dataset, tiny_model):
     people = make_dataset(n_classes=6, per_class=5, seed=7)
     fitted = FaceDescriptor.fit(people.images, people.labels, kind="hog+lbp")
-    chosen = calibrated_descriptor(tiny_model.network, fitted, (people.images, people.labels))
+    chosen, curve = calibrated_descriptor(tiny_model.network, fitted, (people.images, people.labels))
     alone = embed_images(tiny_model.network, people.images)
 
     def eer(weight):
@@ -250,7 +259,9 @@ def test_the_descriptor_share_is_the_one_that_verifies_kept_out_people_best(make
     eers = [eer(w) for w in DESCRIPTOR_WEIGHTS]
     assert max(eers) > min(eers)  # the share matters here
     assert chosen.weight == DESCRIPTOR_WEIGHTS[int(np.argmin(eers))]
+    assert curve["share"] == list(DESCRIPTOR_WEIGHTS)
+    np.testing.assert_allclose(curve["eer"], eers, atol=1e-6)
     np.testing.assert_array_equal(chosen.projection, fitted.projection)
     # Kept-out faces of one person each cannot measure it: the share stays.
-    lone = calibrated_descriptor(tiny_model.network, fitted, (people.images[::5], people.labels[::5]))
-    assert lone.weight == fitted.weight
+    lone, no_curve = calibrated_descriptor(tiny_model.network, fitted, (people.images[::5], people.labels[::5]))
+    assert lone.weight == fitted.weight and no_curve is None

@@ -47,18 +47,21 @@ def _sample(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def calibrated_descriptor(network: Network, descriptor: FaceDescriptor,
-                          calibration: tuple[np.ndarray, np.ndarray]) -> FaceDescriptor:
-    """``descriptor`` with the share of the joined cosine (one of ``DESCRIPTOR_WEIGHTS``) that
-    gives the lowest equal error rate over all pairs of faces of ``calibration``, people kept
-    out of training (preprocessed images, labels); unchanged when they are not two people
-    with two faces each. The cosine of two joined embeddings is a weighted sum of the two
-    parts' cosines, so each part's pair scores are computed once."""
+                          calibration: tuple[np.ndarray, np.ndarray]) -> tuple[FaceDescriptor, dict | None]:
+    """(``descriptor`` with the share of the joined cosine, one of ``DESCRIPTOR_WEIGHTS``, that
+    gives the lowest equal error rate over all pairs of faces of ``calibration``, the curve it
+    was chosen from: {"share": [...], "eer": [...]}).
+
+    ``calibration`` are people kept out of training (preprocessed images, labels); when they
+    are not two people with two faces each, the descriptor is returned unchanged with no
+    curve. The cosine of two joined embeddings is a weighted sum of the two parts' cosines,
+    so each part's pair scores are computed once."""
     images, labels = _sample(*calibration)
     network_rows = embed_images(network, images)
     finite = np.isfinite(network_rows).all(axis=1)  # weights on the way to diverging
     network_rows, images, labels = network_rows[finite], images[finite], labels[finite]
     if _people(labels) < 2:
-        return descriptor
+        return descriptor, None
     parts = [pair_scores(rows, labels) for rows in (network_rows, descriptor.transform(images))]
     (net_genuine, net_impostor), (own_genuine, own_impostor) = parts
 
@@ -67,7 +70,9 @@ def calibrated_descriptor(network: Network, descriptor: FaceDescriptor,
                           (1 - weight) * net_impostor + weight * own_impostor)
         return equal_error_rate(*curve)[0]
 
-    return replace(descriptor, weight=min(DESCRIPTOR_WEIGHTS, key=eer))
+    eers = [eer(weight) for weight in DESCRIPTOR_WEIGHTS]
+    chosen = DESCRIPTOR_WEIGHTS[int(np.argmin(eers))]
+    return replace(descriptor, weight=chosen), {"share": list(DESCRIPTOR_WEIGHTS), "eer": eers}
 
 
 def _threshold(scores: tuple[np.ndarray, np.ndarray], target_far: float, trusted: bool) -> tuple[float, float, float]:
@@ -92,12 +97,15 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
                        validation: tuple[np.ndarray, np.ndarray], *,
                        calibration: tuple[np.ndarray, np.ndarray] | None = None,
                        descriptor: FaceDescriptor | None = None, target_far: float = DEFAULT_FAR) -> dict:
-    """The trained people's templates and the default cosine thresholds, as ``FaceRecognizer`` keywords.
+    """The trained people's templates, the default cosine thresholds and the descriptor, as
+    ``FaceRecognizer`` keywords.
 
-    ``train``, ``validation`` and ``calibration`` are (preprocessed images, labels). The
-    templates are the unit embeddings of the training images (joined with ``descriptor``'s
-    view of them when there is one), with their labels; faces
-    whose embedding is not finite (weights on the way to diverging) are left out.
+    ``train``, ``validation`` and ``calibration`` are (preprocessed images, labels). With
+    ``calibration`` people, ``descriptor``'s share of the joined cosine is chosen on them
+    first (:func:`calibrated_descriptor`). The templates are the unit embeddings of the
+    training images (joined with the descriptor's view of them when there is one), with
+    their labels; faces whose embedding is not finite (weights on the way to diverging) are
+    left out.
 
     Both thresholds let in a share ``target_far`` of strangers on the faces they are
     measured on (on faces the network was trained on, never less strict than their equal
@@ -109,11 +117,17 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
     kept-out people are also compared with every training template, as strangers are),
     ``verify_threshold`` that of all pairs of faces. ``calibration`` (the key) records
     where they were measured, their false acceptance and rejection rates there, and the
-    curve they were chosen from. At most ``THRESHOLD_FACES`` faces, a fixed sample, are used.
+    curve they were chosen from, and the descriptor's share's curve (``"descriptor_share"``)
+    when it was chosen. At most ``THRESHOLD_FACES`` faces, a fixed sample, are used.
     """
     (x_train, y_train), (x_val, y_val) = train, validation
+    shares = None
+    if descriptor is not None and calibration is not None:
+        descriptor, shares = calibrated_descriptor(network, descriptor, calibration)
     embedded, labels = _finite_rows(embed_images(network, x_train, descriptor=descriptor), y_train)
-    reference = {"templates": embedded, "template_labels": labels} if len(labels) else {}
+    reference = {"descriptor": descriptor}
+    if len(labels):
+        reference.update(templates=embedded, template_labels=labels)
     templates = embedded
     source = "training images"
     if calibration is not None and _people(calibration[1]) >= 2:
@@ -137,4 +151,5 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
             "calibration": {"source": source, "faces": int(len(labels)), "people": int(len(np.unique(labels))),
                             "target_far": float(target_far),
                             "identify": {"far": far, "frr": frr, "curve": curve_points(*identify)},
-                            "verify": {"far": verify_far, "frr": verify_frr, "curve": curve_points(*verify)}}}
+                            "verify": {"far": verify_far, "frr": verify_frr, "curve": curve_points(*verify)},
+                            **({} if shares is None else {"descriptor_share": shares})}}

@@ -16,7 +16,7 @@ from ..nn.network import Architecture, Network, init_parameters
 from ..nn.optim import Adam
 from ..recognition.descriptor import FaceDescriptor, check_fittable
 from ..recognition.recognizer import FaceRecognizer
-from ..recognition.references import calibrated_descriptor, open_set_reference
+from ..recognition.references import open_set_reference
 from .checkpoint import TrainingState, data_fingerprint, load_checkpoint, save_checkpoint
 from .data import RunData, calibration_people, run_data
 from .epoch import Schedule, evaluate_loss, train_epoch
@@ -155,14 +155,12 @@ class _Run:
         """A recognizer with a copy of ``params`` and the run's real people (blended people left out)."""
         people = len(self.dataset.names)
         final = Network(self.setup.arch, params, kernel=self.network.kernel).keep_classes(people)
-        descriptor = self.descriptor()
-        if descriptor is not None and self.calibration is not None:
-            descriptor = calibrated_descriptor(final, descriptor, self.calibration)
+        # The descriptor comes back with its share of the cosine chosen on the kept-out people.
         return FaceRecognizer(final, self.dataset.names, self.dataset.preprocessor,
                               training={"seed": self.setup.seed, **self.setup.settings.to_dict()},
-                              history={**history, "best_epoch": best_epoch}, descriptor=descriptor,
+                              history={**history, "best_epoch": best_epoch},
                               **open_set_reference(final, self.data.train, self.data.validation,
-                                                   calibration=self.calibration, descriptor=descriptor,
+                                                   calibration=self.calibration, descriptor=self.descriptor(),
                                                    target_far=self.setup.settings.target_far))
 
     def last_good_model(self) -> FaceRecognizer:
