@@ -199,8 +199,11 @@ class FaceDescriptor:
         Each part is scaled by the square root of its share, so the cosine of two joined
         rows is (1 - weight) times the network's cosine plus weight times the descriptor's.
         """
-        return np.hstack([np.sqrt(1.0 - self.weight) * embeddings,
-                          np.sqrt(self.weight) * self.transform(images)]).astype(np.float32)
+        return self.join_views(embeddings, self.transform(images))
+
+    def join_views(self, embeddings: np.ndarray, views: np.ndarray) -> np.ndarray:
+        """:meth:`join` for faces whose views (N, size) were already made by :meth:`transform`."""
+        return np.hstack([np.sqrt(1.0 - self.weight) * embeddings, np.sqrt(self.weight) * views]).astype(np.float32)
 
     def to_dict(self) -> dict:
         """What a model file's metadata records besides the two arrays."""

@@ -37,13 +37,13 @@ def _people(labels: np.ndarray) -> int:
     return int((counts >= 2).sum())
 
 
-def _sample(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``THRESHOLD_FACES`` of the faces, a fixed sample: all pairs of N faces are N^2/2
-    scores, and the sample bounds their memory and time."""
-    if len(labels) <= THRESHOLD_FACES:
-        return images, labels
-    keep = np.sort(np.random.default_rng(0).choice(len(labels), THRESHOLD_FACES, replace=False))
-    return images[keep], labels[keep]
+def _sample(*rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """At most ``THRESHOLD_FACES`` of the faces, a fixed sample, of each of ``rows`` (arrays of one
+    row per face): all pairs of N faces are N^2/2 scores, and the sample bounds their memory and time."""
+    if len(rows[0]) <= THRESHOLD_FACES:
+        return rows
+    keep = np.sort(np.random.default_rng(0).choice(len(rows[0]), THRESHOLD_FACES, replace=False))
+    return tuple(part[keep] for part in rows)
 
 
 def calibrated_descriptor(network: Network, descriptor: FaceDescriptor,
@@ -56,13 +56,18 @@ def calibrated_descriptor(network: Network, descriptor: FaceDescriptor,
     are not two people with two faces each, the descriptor is returned unchanged with no
     curve. The cosine of two joined embeddings is a weighted sum of the two parts' cosines,
     so each part's pair scores are computed once."""
-    images, labels = _sample(*calibration)
-    network_rows = embed_images(network, images)
+    images, labels = calibration
+    return _chosen_share(descriptor, embed_images(network, images), descriptor.transform(images), labels)
+
+
+def _chosen_share(descriptor: FaceDescriptor, network_rows: np.ndarray, views: np.ndarray,
+                  labels: np.ndarray) -> tuple[FaceDescriptor, dict | None]:
+    """:func:`calibrated_descriptor` from the kept-out faces' network embeddings and views."""
     finite = np.isfinite(network_rows).all(axis=1)  # weights on the way to diverging
-    network_rows, images, labels = network_rows[finite], images[finite], labels[finite]
+    network_rows, views, labels = _sample(network_rows[finite], views[finite], labels[finite])
     if _people(labels) < 2:
         return descriptor, None
-    parts = [pair_scores(rows, labels) for rows in (network_rows, descriptor.transform(images))]
+    parts = [pair_scores(rows, labels) for rows in (network_rows, views)]
     (net_genuine, net_impostor), (own_genuine, own_impostor) = parts
 
     def eer(weight: float) -> float:
@@ -122,16 +127,24 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
     """
     (x_train, y_train), (x_val, y_val) = train, validation
     shares = None
-    if descriptor is not None and calibration is not None:
-        descriptor, shares = calibrated_descriptor(network, descriptor, calibration)
+    kept_out = calibration is not None and _people(calibration[1]) >= 2
+    if kept_out:
+        # Embedded once: the network's part and the view serve both the share and the thresholds.
+        network_rows = embed_images(network, calibration[0])
+        if descriptor is None:
+            kept_out_rows = network_rows
+        else:
+            views = descriptor.transform(calibration[0])
+            descriptor, shares = _chosen_share(descriptor, network_rows, views, calibration[1])
+            kept_out_rows = descriptor.join_views(network_rows, views)
     embedded, labels = _finite_rows(embed_images(network, x_train, descriptor=descriptor), y_train)
     reference = {"descriptor": descriptor}
     if len(labels):
         reference.update(templates=embedded, template_labels=labels)
     templates = embedded
     source = "training images"
-    if calibration is not None and _people(calibration[1]) >= 2:
-        embedded, labels = _finite_rows(embed_images(network, calibration[0], descriptor=descriptor), calibration[1])
+    if kept_out:
+        embedded, labels = _finite_rows(kept_out_rows, calibration[1])
         source = "people kept out of training"
     elif _people(y_val) >= 2:
         embedded, labels = _finite_rows(embed_images(network, x_val, descriptor=descriptor), y_val)
