@@ -62,7 +62,7 @@ def _door(model) -> FaceRecognizer:
     """A door's gallery: the model's embeddings and threshold, with the enrolled people only
     (none of the people it was trained on)."""
     return FaceRecognizer(model.network, model.names, model.preprocessor, threshold=model.threshold,
-                          descriptor=model.descriptor)
+                          descriptor=model.descriptor, best_share=model.best_share)
 
 
 def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | None = None,

@@ -143,3 +143,41 @@ def test_foreign_archives_are_refused(tmp_path):
 def test_missing_file_is_not_a_format_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "nowhere.pyface")
+
+
+def test_the_open_set_rule_is_kept_with_the_thresholds_set_for_it(tiny_model, saved, make_dataset, tmp_path):
+    faces = make_dataset(per_class=3, seed=4)
+    loaded = load_model(saved)
+    assert loaded.best_share == tiny_model.best_share == 0.5  # the rule the training set the thresholds for
+    np.testing.assert_array_equal(loaded.identify(faces)[1], tiny_model.identify(faces)[1])
+    loaded.best_share = 0.25
+    loaded.save(tmp_path / "quarter.pyface")
+    quarter = load_model(tmp_path / "quarter.pyface")
+    assert quarter.best_share == 0.25
+    np.testing.assert_array_equal(quarter.identify(faces)[1], loaded.identify(faces)[1])
+    assert not np.array_equal(quarter.identify(faces)[1], tiny_model.identify(faces)[1])
+
+
+def test_files_from_before_the_mean_template_score_by_the_best_template(saved, make_dataset):
+    # A version 4 file: thresholds set for the best template alone, no best_share recorded.
+    def as_version_4(members, metadata):
+        metadata["format_version"] = 4
+        del metadata["open_set"]["best_share"]
+
+    _rewrite(saved, as_version_4)
+    old = load_model(saved)
+    assert old.best_share == 1.0
+    faces = make_dataset(per_class=3, seed=4)
+    names, templates, owners = old.gallery()
+    similarity = old.embed(faces) @ templates.T
+    best = np.stack([similarity[:, owners == k].max(axis=1) for k in range(len(names))], axis=1)
+    found, scores = old.identify(faces, threshold=-1)
+    np.testing.assert_allclose(scores, best.max(axis=1), rtol=1e-6)
+    assert found.tolist() == [names[k] for k in best.argmax(axis=1)]
+
+
+@pytest.mark.parametrize("share", [1.5, -0.1, "half", None])
+def test_a_bad_best_share_is_refused(saved, share):
+    _rewrite(saved, lambda m, meta: meta["open_set"].update(best_share=share))
+    with pytest.raises(ModelFileError, match="best_share"):
+        load_model(saved)

@@ -103,8 +103,9 @@ def test_identification_scores_by_hand():
     genuine, impostor = identification_scores(emb, np.array([0, 0, 1]))
     # Each face of a left out: the other face of a is orthogonal to it; b has no other face.
     np.testing.assert_allclose(genuine, [0.0, 0.0], atol=1e-12)
-    # Best other-person face: a's faces against b (-1, 0); b against a's faces (-1 and 0).
-    np.testing.assert_allclose(impostor, [-1.0, 0.0, 0.0], atol=1e-12)
+    # a's faces against b, one template: -1, 0. b against a: half its best template's cosine
+    # (max(-1, 0) = 0) and half the cosine with a's mean template (1, 1) / sqrt(2): -1 / sqrt(2).
+    np.testing.assert_allclose(impostor, [-1.0, 0.0, -0.5 / np.sqrt(2)], atol=1e-12)
 
 
 def test_identification_scores_against_a_gallery_by_hand():
@@ -115,7 +116,51 @@ def test_identification_scores_against_a_gallery_by_hand():
     # a's faces: best of b (-1, 0) and the gallery (0.6; 0.8); b: best of a's faces (0) and the gallery (0).
     np.testing.assert_allclose(impostor, [0.6, 0.8, 0.0], atol=1e-12)
     empty = identification_scores(emb, np.array([0, 0, 1]), gallery=np.zeros((0, 2)))
-    np.testing.assert_allclose(empty[1], [-1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(empty[1], [-1.0, 0.0, -0.5 / np.sqrt(2)], atol=1e-12)
+
+
+def test_identification_scores_against_a_gallery_person_by_hand():
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    gallery = np.array([[0.6, 0.8], [0.0, -1.0]])  # two templates of one more person
+    genuine, impostor = identification_scores(emb, np.array([0, 0, 1]), gallery=gallery,
+                                              gallery_labels=np.array([7, 7]))
+    np.testing.assert_allclose(genuine, [0.0, 0.0], atol=1e-12)
+    # The gallery person's templates sum to (0.6, -0.2), of length sqrt(0.4). Against them,
+    # (1, 0): best 0.6, mean 0.6 / sqrt(0.4); (0, 1): best 0.8, mean -0.2 / sqrt(0.4);
+    # (-1, 0): best 0, mean -0.6 / sqrt(0.4), below its score for a, -0.5 / sqrt(2).
+    length = np.sqrt(0.4)
+    expected = [0.5 * 0.6 + 0.5 * 0.6 / length, 0.5 * 0.8 - 0.5 * 0.2 / length, -0.5 / np.sqrt(2)]
+    np.testing.assert_allclose(impostor, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="one label per template"):
+        identification_scores(emb, np.array([0, 0, 1]), gallery=gallery, gallery_labels=np.array([7]))
+
+
+def test_identification_scores_leave_each_face_out_of_its_person():
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((40, 5))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = rng.permutation(np.repeat(np.arange(8), 5))[:40]
+    labels[0] = 9  # one person with a single face: no genuine score
+    gallery = rng.standard_normal((9, 5))
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    gallery_labels = np.array([2, 0, 2, 1, 1, 0, 2, 1, 0])
+
+    def rule(face, templates):  # half the best template's cosine, half the unit mean template's
+        mean = templates.mean(axis=0)
+        return 0.5 * (templates @ face).max() + 0.5 * face @ mean / np.linalg.norm(mean)
+
+    genuine, impostor = [], []
+    for i, face in enumerate(emb):
+        others = np.arange(len(emb)) != i
+        own = emb[others & (labels == labels[i])]
+        if len(own):
+            genuine.append(rule(face, own))
+        people = [emb[others & (labels == p)] for p in np.unique(labels) if p != labels[i]]
+        people += [gallery[gallery_labels == p] for p in range(3)]
+        impostor.append(max(rule(face, templates) for templates in people))
+    got = identification_scores(emb, labels, gallery=gallery, gallery_labels=gallery_labels)
+    np.testing.assert_allclose(got[0], genuine, rtol=1e-10)
+    np.testing.assert_allclose(got[1], impostor, rtol=1e-10)
 
 
 def test_pair_and_identification_scores_do_not_depend_on_the_block_of_rows(monkeypatch):
@@ -156,10 +201,11 @@ def test_an_enrolled_person_is_recognised_without_retraining(model, strangers):
     np.testing.assert_allclose(model.enrolled_templates()["dora"], model.embed(first[first.labels == 3]), rtol=1e-5)
 
 
-def test_a_face_is_the_identity_of_its_most_similar_template(model):
+def test_a_face_is_the_identity_of_its_best_and_mean_templates(model):
     # Two enrolled people on the unit circle of the first two embedding dimensions:
     # "near" by one template at 0 degrees, "wide" by templates at 30 and 150 degrees,
-    # whose mean (90 degrees) is further from a face at 20 degrees than "near" is.
+    # whose mean points at 90 degrees. A person's score is half the cosine with their
+    # best template and half that with their mean template.
     d = model.architecture.feature_size
     model.templates = model.template_labels = None
 
@@ -170,9 +216,13 @@ def test_a_face_is_the_identity_of_its_most_similar_template(model):
 
     model._add_identity("near", at(0))
     model._add_identity("wide", at(30, 150))
-    model._embed = lambda images, batch_size: at(20)
-    names, scores = model.identify(np.zeros((1, 8, 8)), threshold=-1)
-    assert names[0] == "wide" and scores[0] == pytest.approx(np.cos(np.radians(10)))
+    model._embed = lambda images, batch_size: at(20, 85)
+    names, scores = model.identify(np.zeros((2, 8, 8)), threshold=-1)
+    cos = lambda degrees: np.cos(np.radians(degrees))  # noqa: E731
+    # At 20 degrees: "wide" scores (cos 10 + cos 70) / 2 = 0.66 although its best template is
+    # nearer than "near"'s (cos 20 = 0.94). At 85: "wide", (cos 55 + cos 5) / 2, against cos 85.
+    assert list(names) == ["near", "wide"]
+    np.testing.assert_allclose(scores, [cos(20), (cos(55) + cos(5)) / 2], rtol=1e-5)
 
 
 def test_remove_and_rename(model, strangers):
@@ -208,6 +258,19 @@ def test_predict_without_a_threshold_is_unchanged(tiny_model, make_dataset):
     np.testing.assert_array_equal(scores, proba.max(axis=1))
 
 
+def _identity_scores_by_hand(model, faces):
+    """(identities, each face's score for each): half the best template's cosine, half the
+    cosine with the unit mean of the identity's templates."""
+    gallery_names, templates, owners = model.gallery()
+    embedded = model.embed(faces).astype(np.float64)
+    per_identity = np.zeros((len(embedded), len(gallery_names)))
+    for k in range(len(gallery_names)):
+        own = templates[owners == k].astype(np.float64)
+        mean = own.mean(axis=0) / np.linalg.norm(own.mean(axis=0))
+        per_identity[:, k] = 0.5 * (embedded @ own.T).max(axis=1) + 0.5 * embedded @ mean
+    return gallery_names, per_identity
+
+
 def test_predict_with_a_threshold_applies_the_open_set_rule(tiny_model, make_dataset, strangers):
     faces = make_dataset(per_class=3, seed=4)
     best, scores = tiny_model.predict(faces, threshold=-1.0, return_scores=True)
@@ -219,9 +282,7 @@ def test_predict_with_a_threshold_applies_the_open_set_rule(tiny_model, make_dat
     assert set(tiny_model.predict(strangers, threshold=1.001)) == {"unknown"}
     auto = tiny_model.predict(faces, threshold="auto")
     np.testing.assert_array_equal(auto, np.where(scores >= tiny_model.threshold, best, "unknown"))
-    gallery_names, templates, owners = tiny_model.gallery()
-    similarity = tiny_model.embed(faces) @ templates.T
-    per_identity = np.stack([similarity[:, owners == k].max(axis=1) for k in range(len(gallery_names))], axis=1)
+    gallery_names, per_identity = _identity_scores_by_hand(tiny_model, faces)
     np.testing.assert_array_equal(best, np.array(gallery_names)[per_identity.argmax(axis=1)])
     np.testing.assert_allclose(scores, per_identity.max(axis=1), rtol=1e-6)
 
@@ -235,12 +296,10 @@ def test_identify_in_small_blocks_answers_the_same(tiny_model, make_dataset):
     assert tiny_model.identify(faces[:0], threshold=0.5)[0].shape == (0,)
 
 
-def test_search_ranks_every_identity_by_its_best_template(model, make_dataset, strangers):
+def test_search_ranks_every_identity_by_the_open_set_rule(model, make_dataset, strangers):
     model.enroll("newcomer", strangers[strangers.labels == 3])
     faces = make_dataset(per_class=2, seed=7)
-    gallery_names, templates, owners = model.gallery()
-    similarity = model.embed(faces) @ templates.T
-    per_identity = np.stack([similarity[:, owners == k].max(axis=1) for k in range(len(gallery_names))], axis=1)
+    gallery_names, per_identity = _identity_scores_by_hand(model, faces)
     names, scores = model.search(faces, k=2)
     assert names.shape == scores.shape == (len(faces), 2)
     for row in range(len(faces)):
@@ -538,3 +597,11 @@ def test_orl_unseen_people_are_enrolled_and_verified(att_faces_dir):
     assert accuracy >= 0.7, accuracy
     assert eer <= 0.25, eer
     assert rejected >= 0.5, rejected
+
+
+@pytest.mark.parametrize("share", [1.01, -0.5, True, "0.5"])
+def test_a_bad_best_share_is_refused(tiny_model, share):
+    with pytest.raises(ValueError, match="best_share must be a number in"):
+        pyface.FaceRecognizer(tiny_model.network, tiny_model.names, tiny_model.preprocessor, best_share=share)
+    with pytest.raises(ValueError, match="best_share must be a number in"):
+        identification_scores(np.eye(3), np.array([0, 0, 1]), best_share=share)

@@ -458,10 +458,18 @@ def test_a_model_names_every_face_of_a_group_photo(lfw_dir, tiny_model, tmp_path
     found = model.identify_faces(group)
     assert [box for box, _, _ in found] == model.preprocessor.find_faces(group)
     assert len(found) == 2 and all(name in model.names and -1 <= score <= 1 for _, name, score in found)
-    # By hand: each crop's unit embedding against every template, the best template's person.
+    # By hand: each crop's unit embedding against each person's templates, half the best
+    # template's cosine and half the unit mean template's; the person scoring highest.
     crops = np.stack([face for _, face in model.preprocessor.faces(group)])
-    emb = model.network.features(crops)
+    emb = model.network.features(crops).astype(np.float64)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    best = (emb @ model.templates.T).argmax(axis=1)
-    assert [name for _, name, _ in found] == [model.names[model.template_labels[k]] for k in best]
+    people = np.unique(model.template_labels)
+    scores = []
+    for person in people:
+        own = model.templates[model.template_labels == person].astype(np.float64)
+        mean = own.mean(axis=0) / np.linalg.norm(own.mean(axis=0))
+        scores.append(0.5 * (emb @ own.T).max(axis=1) + 0.5 * emb @ mean)
+    best = people[np.argmax(np.stack(scores, axis=1), axis=1)]
+    assert [name for _, name, _ in found] == [model.names[k] for k in best]
+    np.testing.assert_allclose([score for _, _, score in found], np.max(scores, axis=0), atol=1e-5)
     assert model.identify_faces(np.zeros((100, 100), np.uint8)) == []

@@ -94,10 +94,12 @@ def test_identify_and_search_follow_the_open_set_rule(gallery, faces, tiny_model
     assert found.shape == similar.shape == (12, 2)  # only two people to find
     assert (np.diff(similar, axis=1) <= 0).all()
     np.testing.assert_allclose(similar[:, 0], gallery.identify(queries)[1])
-    # By hand: a person's score is that of their best template.
+    # By hand: a person's score is half their best template's cosine, half that of their unit mean template.
     embedded, templates = tiny_model.embed(queries), tiny_model.embed(_of(faces, 1, 0, 4))
+    mean = templates.mean(axis=0) / np.linalg.norm(templates.mean(axis=0))
     bob = np.where(found == "bob", similar, np.nan)
-    np.testing.assert_allclose(np.nanmax(bob, axis=1), (embedded @ templates.T).max(axis=1), atol=1e-5)
+    np.testing.assert_allclose(np.nanmax(bob, axis=1), 0.5 * (embedded @ templates.T).max(axis=1) + 0.5 * embedded @ mean,
+                               atol=1e-5)
 
 
 def test_search_and_identify_refuse_bad_requests(gallery, faces):
@@ -190,6 +192,27 @@ def test_approximate_search_answers_as_exact_search(gallery_url, tiny_model):
     assert names[7, 0] == "p7-again" and names[8, 0] == "P8" and "p7" not in names
     exact.close()
     approximate.close()
+
+
+def test_searches_score_people_by_the_rule_of_the_gallerys_model(gallery_url, tiny_model):
+    # A model from before the mean template (its thresholds set for the best template alone).
+    best_only = FaceRecognizer(tiny_model.network, tiny_model.names, tiny_model.preprocessor,
+                               threshold=tiny_model.threshold, best_share=1.0)
+    people, queries = _clustered(tiny_model.network.arch.feature_size, people=20)
+    templates = np.stack([t / np.linalg.norm(t, axis=1, keepdims=True) for _, t, _ in people])  # (20, 3, d)
+    per_person = np.einsum("nd,ptd->npt", queries.astype(np.float64), templates)
+    means = templates.mean(axis=1)
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    by_rule = {1.0: per_person.max(axis=2), 0.5: 0.5 * per_person.max(axis=2) + 0.5 * queries @ means.T}
+    with pyface.open_gallery(gallery_url, best_only) as writer:
+        writer.enroll_many(people)
+    for model, share in ((best_only, 1.0), (tiny_model, 0.5)):
+        for search in ("exact", "approximate"):
+            with pyface.open_gallery(gallery_url, model, search=search) as gallery:
+                names, scores = gallery.search_embeddings(queries, k=3)
+            ranked = np.argsort(-by_rule[share], axis=1, kind="stable")[:, :3]
+            assert names.tolist() == [[f"p{k}" for k in row] for row in ranked], (share, search)
+            np.testing.assert_allclose(scores, np.take_along_axis(by_rule[share], ranked, axis=1), atol=1e-5)
 
 
 def test_the_index_file_is_a_cache_of_the_store(tmp_path, tiny_model):

@@ -38,7 +38,8 @@ def test_create_enroll_list_identify_rename_remove(gallery_url, model_file, on_d
                           *model, "--threshold", "0", "--json")
     records = json.loads(out)
     assert [r["person"] for r in records] == ["alice"] * 4 + ["bob"] * 4
-    assert all(r["similarity"] > 0.99 for r in records)  # the enrolled images themselves
+    # The enrolled images themselves: half their own template's cosine (1), half their mean template's.
+    assert all(0.75 < r["similarity"] < 1.0 for r in records)
     assert _run(capsys, "gallery", "rename", gallery_url, "bob", "Bob", *model)[0] == 0
     assert _run(capsys, "gallery", "remove", gallery_url, "alice", *model)[0] == 0
     status, out, _ = _run(capsys, "gallery", "list", gallery_url, *model)

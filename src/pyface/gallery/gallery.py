@@ -19,6 +19,9 @@ from .search import TemplateMatrix
 from .store import MAX_TEMPLATES, Changes
 
 SEARCHES = ("exact", "approximate")
+# People the approximate index proposes for each face, at least: it finds them by their nearest
+# templates, and the open-set rule, which also weighs their mean template, reorders them.
+PROPOSED = 16
 
 
 def _metadata(metadata):
@@ -188,8 +191,9 @@ class Gallery:
     def identify(self, images, *, threshold: float | str = "auto", batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Open-set identification as ``FaceRecognizer.identify``: (names (N,), cosine similarities (N,)).
 
-        Each face gets the person with the most similar template, or ``"unknown"``
-        below ``threshold`` (a cosine similarity, or ``"auto"``: the model's own).
+        Each face gets the person it is most similar to (the open-set rule of
+        ``FaceRecognizer.identify``), or ``"unknown"`` below ``threshold`` (a cosine
+        similarity, or ``"auto"``: the model's own).
         """
         limit = self.model.resolve_threshold(threshold)
         names, scores = self.search(images, k=1, batch_size=batch_size)
@@ -201,7 +205,8 @@ class Gallery:
         """The ``k`` most similar people to each face: names (N, k') and cosine similarities (N, k'), best first.
 
         ``k'`` is ``k``, or the number of people when fewer. A person's similarity is
-        that of their most similar template. Raises ValueError on an empty gallery.
+        the open-set rule's over their templates (``pyface.recognition.identity``).
+        Raises ValueError on an empty gallery.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")  # before the embedding work
@@ -219,11 +224,21 @@ class Gallery:
             if not len(self._matrix):
                 raise ValueError(f"{self.where}: the gallery is empty; enroll someone first")
             take = min(int(k), len(self._matrix))
-            searcher = self._index if self._index is not None else self._matrix
-            ids, scores = searcher.search(queries, take)
+            if self._index is None:
+                ids, scores = self._matrix.search(queries, take, best_share=self.model.best_share)
+            else:
+                ids, scores = self._proposed(queries, take)
             names = self._matrix.names
             return (np.array([[names[i] for i in row] for row in ids.tolist()], dtype=str).reshape(len(ids), take),
                     scores.astype(np.float64))
+
+    def _proposed(self, queries: np.ndarray, take: int) -> tuple[np.ndarray, np.ndarray]:
+        """The approximate search: the index proposes the people of the nearest templates, at
+        least ``PROPOSED`` of them, and each is scored by the open-set rule over their templates."""
+        ids, _ = self._index.search(queries, min(len(self._matrix), max(take, PROPOSED)))
+        scores = self._matrix.score_people(queries, ids, best_share=self.model.best_share)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :take]
+        return np.take_along_axis(ids, best, axis=1), np.take_along_axis(scores, best, axis=1)
 
     # ------------------------------------------------------------------ keeping up with the store
 

@@ -4,12 +4,15 @@ The rows of one person are contiguous; a removed person's rows stay in place, ma
 until they are a quarter of all rows and the matrix is compacted, so a removal costs
 no copy of a million templates. The exact search is the open-set rule of
 ``FaceRecognizer.identify``: float32 products of blocks of faces with every template,
-the best template per person, the most similar people first.
+each person's score from their templates' cosines (``pyface.recognition.identity``), the
+most similar people first.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..recognition.identity import identity_scores, run_starts, template_sum_norms
 
 # Faces per block: a block's similarities to every template stay near this many floats.
 _BLOCK_FLOATS = 1 << 24
@@ -26,7 +29,7 @@ class TemplateMatrix:
         self.names: dict[int, str] = {}  # person id -> name, people present only
         self._spans: dict[int, tuple[int, int]] = {}  # person id -> (first row, end row)
         self._dead_rows = 0
-        self._segments = None  # (starts, owners) of the people's runs of rows, rebuilt when stale
+        self._segments = None  # (starts, owners, sum norms) of the people's runs of rows, rebuilt when stale
 
     def __len__(self) -> int:
         return len(self.names)
@@ -89,26 +92,28 @@ class TemplateMatrix:
                 self._spans[int(owners[start])] = (int(start), int(end))
         self._segments = None
 
-    def _runs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Start row and owner of every run of rows with one owner (removed rows form runs of owner -1)."""
+    def _runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start row, owner and length of the templates' sum of every run of rows with one owner
+        (removed rows form runs of owner -1)."""
         if self._segments is None:
             owners = self._owners[: self._rows]
-            starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.zeros(0, int)
-            self._segments = (starts, owners[starts])
+            starts = run_starts(owners)
+            self._segments = (starts, owners[starts], template_sum_norms(self.vectors(), starts))
         return self._segments
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most similar people to each query (N, d): person ids (N, k) and cosines (N, k).
+    def search(self, queries: np.ndarray, k: int, *, best_share: float) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar people to each query (N, d): person ids (N, k) and scores (N, k).
 
-        A person's similarity is that of their most similar template. Fewer than ``k``
-        people pad with id -1 and score -inf.
+        A person's score is the open-set rule's over their templates, the best template's
+        share of it ``best_share`` (the model's). Fewer than ``k`` people pad with id -1 and
+        score -inf.
         """
         n = len(queries)
         ids = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         if not self.names or n == 0:
             return ids, scores
-        starts, run_owners = self._runs()
+        starts, run_owners, norms = self._runs()
         live = run_owners >= 0
         run_ids = run_owners[live]
         take = min(k, len(run_ids))
@@ -116,7 +121,7 @@ class TemplateMatrix:
         vectors = self.vectors()
         for first in range(0, n, block):
             similar = queries[first : first + block] @ vectors.T
-            per_run = np.maximum.reduceat(similar, starts, axis=1)[:, live]
+            per_run = identity_scores(similar, starts, norms, best_share=best_share)[:, live]
             if take == 1:
                 best = per_run.argmax(axis=1)[:, None]
             else:
@@ -126,3 +131,17 @@ class TemplateMatrix:
             ids[first : first + block, :take] = run_ids[best]
             scores[first : first + block, :take] = np.take_along_axis(per_run, best, axis=1)
         return ids, scores
+
+    def score_people(self, queries: np.ndarray, ids: np.ndarray, *, best_share: float) -> np.ndarray:
+        """Each query's (N, d) score for each of its people ``ids`` (N, k), as :meth:`search`
+        gives it; -inf where the id is -1. For the few people an approximate index proposes."""
+        scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+        for person in np.unique(ids[ids >= 0]):
+            start, end = self._spans[int(person)]
+            rows, columns = np.nonzero(ids == person)
+            templates = self._vectors[start:end]
+            similar = queries[rows] @ templates.T
+            one_run = np.zeros(1, dtype=np.int64)
+            scores[rows, columns] = identity_scores(similar, one_run, template_sum_norms(templates, one_run),
+                                                    best_share=best_share)[:, 0]
+        return scores

@@ -7,8 +7,9 @@ counts); each weight array is the member ``param.<name>``, the trained people's 
 ``open_set.templates`` with their labels ``open_set.template_labels``, and the enrolled
 people's templates, one after the other, ``open_set.enrolled``; a model whose embeddings join
 the network's with a descriptor's (version 4 on) keeps its ``descriptor.mean`` and
-``descriptor.projection``, described under ``descriptor`` in the JSON. Version 2 files kept one
-mean embedding per person: each loads as that person's only template. Version 1 files,
+``descriptor.projection``, described under ``descriptor`` in the JSON; version 5 on records
+the best template's share of an identity's score (``open_set.best_share``; 1 before).
+Version 2 files kept one mean embedding per person: each loads as that person's only template. Version 1 files,
 from before the open set, load with no templates, no threshold and nobody enrolled.
 Files are read with pickling disabled, so opening a model file never runs code from it.
 This module reads and writes the parts of a recognizer; :mod:`.recognizer` builds one from them.
@@ -25,13 +26,16 @@ from ..io.npz import METADATA, ModelFileError, check_format, read_metadata, read
 from ..nn.network import Architecture, Network, non_finite_parameters
 from .descriptor import FaceDescriptor
 from .histograms import LAYOUT
+from .identity import check_best_share
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "write_model", "read_model"]
 
 FORMAT = "pyface-model"
 # 4: the descriptor joined to open-set models' embeddings (an older pyface would embed
 # without it and mismatch the templates, so it must refuse these files).
-FORMAT_VERSION = 4
+# 5: identities scored by their best and mean templates (an older pyface would score by the
+# best template alone, higher, against thresholds set for this rule: it must refuse them).
+FORMAT_VERSION = 5
 _KIND = "pyface model"
 _PARAM = "param."
 _TEMPLATES = "open_set.templates"
@@ -45,7 +49,8 @@ _DESCRIPTOR_PROJECTION = "descriptor.projection"
 def write_model(path, *, network: Network, names: list[str], preprocessor: Preprocessor, training: dict,
                 history: dict, templates: np.ndarray | None, template_labels: np.ndarray | None,
                 threshold: float | None, verify_threshold: float | None, enrolled: dict[str, np.ndarray],
-                calibration: dict | None = None, descriptor: FaceDescriptor | None = None) -> None:
+                best_share: float, calibration: dict | None = None,
+                descriptor: FaceDescriptor | None = None) -> None:
     """Write the parts of a recognizer to ``path`` atomically (the old file or the complete new one).
 
     Weights holding NaN or infinity are refused with ``ValueError``: such a model would
@@ -64,7 +69,7 @@ def write_model(path, *, network: Network, names: list[str], preprocessor: Prepr
         "history": history,
         "open_set": {"threshold": threshold, "verify_threshold": verify_threshold,
                      "enrolled": [{"name": n, "templates": len(t)} for n, t in enrolled.items()],
-                     "calibration": calibration},
+                     "calibration": calibration, "best_share": float(best_share)},
         "descriptor": None if descriptor is None else descriptor.to_dict(),
     }
     arrays = {METADATA: np.array(json.dumps(metadata))}
@@ -106,7 +111,7 @@ def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
     """
     version = metadata["format_version"]
     if version < 2:
-        return {}
+        return {"best_share": 1.0}
     info = metadata["open_set"]
     people = info["enrolled"]
     # Version 2 kept one mean embedding per enrolled person.
@@ -134,8 +139,10 @@ def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
     calibration = info.get("calibration")
     if calibration is not None and not isinstance(calibration, dict):
         raise ValueError("the thresholds' calibration must be a JSON object")
+    best_share = info["best_share"] if version >= 5 else 1.0
+    check_best_share(best_share)
     return {"templates": templates, "template_labels": labels, "threshold": info["threshold"],
-            "calibration": calibration,
+            "calibration": calibration, "best_share": best_share,
             "verify_threshold": info["verify_threshold"],
             "enrolled": {p["name"]: enrolled[end - c : end] for p, c, end in zip(people, counts, ends)}}
 

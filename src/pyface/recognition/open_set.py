@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.dataset import FaceDataset, select_people
+from .identity import BEST_SHARE, check_best_share, identity_scores, run_starts, template_sum_norms
 from .recognizer import UNKNOWN, FaceRecognizer
 
 
@@ -112,29 +113,57 @@ def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float | None:
     return equal_error_rate(*roc_curve(genuine, impostor))[1]
 
 
-def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *,
-                          gallery: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *, gallery: np.ndarray | None = None,
+                          gallery_labels: np.ndarray | None = None,
+                          best_share: float = BEST_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the open-set rule on labelled unit ``embeddings`` (N, d), each face left out in turn.
 
-    Genuine: each face's best score among the other faces of its person (people with
-    one face give none). Impostor: each face's best score among the other people's
-    faces, and among ``gallery`` (M, d), unit templates of yet other people, when given:
-    a stranger meets the whole gallery of a model, and the more people it holds, the
-    likelier one of them looks like the stranger. Returns (genuine, impostor), each 1-D.
+    A face's score for a person is the rule of ``FaceRecognizer.identify``
+    (:mod:`~pyface.recognition.identity`) over that person's faces, the best template's
+    share of it ``best_share`` (by default that of the models this release trains).
+    Genuine: each face's score for its own person, its other faces as templates (people
+    with one face give none). Impostor: each face's best score for any other person, and for the people of
+    ``gallery`` (M, d), unit templates of yet other people, when given, grouped by
+    ``gallery_labels`` (M,) (default: each template a person of its own): a stranger meets
+    the whole gallery of a model, and the more people it holds, the likelier one of them
+    looks like the stranger. Returns (genuine, impostor), each 1-D, in the order of the faces.
     """
+    best_share = check_best_share(best_share)
     labels = np.asarray(labels)
     e = np.asarray(embeddings, dtype=np.float64)
-    others = None if gallery is None or not len(gallery) else np.asarray(gallery, dtype=np.float64)
-    genuine, impostor = [np.zeros(0)], [np.zeros(0)]
+    order = np.argsort(labels, kind="stable")  # each person's faces contiguous, as the rule needs
+    e, labels = e[order], labels[order]
+    starts = run_starts(labels)
+    sums = np.add.reduceat(e, starts, axis=0) if len(e) else np.zeros((0, e.shape[1]))
+    norms = template_sum_norms(e, starts)
+    person = np.cumsum(np.r_[False, labels[1:] != labels[:-1]]) if len(e) else np.zeros(0, np.int64)
+    others = None
+    if gallery is not None and len(gallery):
+        others = np.asarray(gallery, dtype=np.float64)
+        owners = np.arange(len(others)) if gallery_labels is None else np.asarray(gallery_labels)
+        if len(owners) != len(others):
+            raise ValueError(f"gallery_labels must have one label per template, got {len(owners)} for {len(others)}")
+        grouped = np.argsort(owners, kind="stable")
+        others, owners = others[grouped], owners[grouped]
+        other_starts = run_starts(owners)
+        other_norms = template_sum_norms(others, other_starts)
+    genuine, impostor = np.full(len(e), -np.inf), np.full(len(e), -np.inf)
     for rows, scores in _score_rows(e):
-        same = labels[rows][:, None] == labels[None, :]
-        scores[np.arange(len(rows)), rows] = -np.inf
-        genuine.append(np.where(same, scores, -np.inf).max(axis=1))
-        best_other = np.where(same, -np.inf, scores).max(axis=1)
+        own = person[rows]
+        scores[np.arange(len(rows)), rows] = -np.inf  # each face left out of its own person's templates
+        best = np.maximum.reduceat(scores, starts, axis=1)
+        scores[np.arange(len(rows)), rows] = 0.0
+        total = np.add.reduceat(scores, starts, axis=1)
+        lengths = np.broadcast_to(norms, total.shape).copy()
+        lengths[np.arange(len(rows)), own] = np.maximum(np.linalg.norm(sums[own] - e[rows], axis=1), 1e-12)
+        per_person = best_share * best + (1.0 - best_share) * total / lengths
+        genuine[rows] = per_person[np.arange(len(rows)), own]  # -inf for people with one face
+        per_person[np.arange(len(rows)), own] = -np.inf
+        impostor[rows] = per_person.max(axis=1)
         if others is not None:
-            best_other = np.maximum(best_other, (e[rows] @ others.T).max(axis=1))
-        impostor.append(best_other)
-    genuine, impostor = np.concatenate(genuine), np.concatenate(impostor)
+            against = identity_scores(e[rows] @ others.T, other_starts, other_norms, best_share=best_share)
+            impostor[rows] = np.maximum(impostor[rows], against.max(axis=1))
+    genuine[order], impostor[order] = genuine.copy(), impostor.copy()
     return genuine[np.isfinite(genuine)], impostor[np.isfinite(impostor)]
 
 

@@ -3,9 +3,10 @@
 Besides the classifier's answer over the trained people, a recognizer answers in the
 open set: every face becomes an embedding (the network's summary of it, scaled to unit
 length), every known identity keeps the embeddings of its images (its templates), and
-a face is the identity of its most similar template by cosine, or "unknown" below a
-threshold. Trained people are known by their training images; new people are enrolled
-from a few images, without retraining.
+a face is the identity it is most similar to (by the cosines with its best template and
+with the mean of its templates: :mod:`.identity`), or "unknown" below a threshold. Trained
+people are known by their training images; new people are enrolled from a few images,
+without retraining.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..nn.functional import softmax, softmax_cross_entropy, unit_rows
 from ..nn.network import Network
 from .descriptor import FaceDescriptor
 from .histograms import histogram_size
+from .identity import BEST_SHARE, check_best_share, identity_scores, run_starts, template_sum_norms
 from .model_file import read_model, write_model
 
 UNKNOWN = "unknown"
@@ -93,7 +95,8 @@ class FaceRecognizer:
                  history: dict | None = None, templates: np.ndarray | None = None,
                  template_labels: np.ndarray | None = None, threshold: float | None = None,
                  verify_threshold: float | None = None, enrolled: dict | None = None,
-                 calibration: dict | None = None, descriptor: FaceDescriptor | None = None):
+                 calibration: dict | None = None, descriptor: FaceDescriptor | None = None,
+                 best_share: float = BEST_SHARE):
         names = [str(n) for n in names]
         if len(names) != network.arch.n_classes:
             raise ValueError(f"{len(names)} names for a network of {network.arch.n_classes} classes")
@@ -132,6 +135,10 @@ class FaceRecognizer:
         # Where the default thresholds were measured, their error rates there and the curves
         # they were chosen from (see pyface.recognition.references); None for older files.
         self.calibration = None if calibration is None else dict(calibration)
+        # The best template's share of an identity's score, the rule the thresholds were set
+        # for (pyface.recognition.identity); 1 for models written before the rule weighed the
+        # mean template.
+        self.best_share = check_best_share(best_share)
         self._enrolled: dict[str, np.ndarray] = {}
         for name, vectors in (enrolled or {}).items():
             self._add_identity(name, np.asarray(vectors, dtype=np.float32))
@@ -350,12 +357,12 @@ class FaceRecognizer:
                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Open-set identification: (names (N,), cosine similarities (N,)).
 
-        Each face gets the identity of the :meth:`gallery` with the most similar
-        template, or ``"unknown"`` when that similarity is below ``threshold``
-        (default: the model's :attr:`threshold`, chosen when it was trained). Its
-        best template rather than a mean per identity: measured on ORL, people
-        enrolled from 5 images were named right 84-94 % of the time instead of 62-80 %
-        (docs/experiments.md).
+        Each face gets the identity of the :meth:`gallery` it is most similar to, or
+        ``"unknown"`` when that similarity is below ``threshold`` (default: the model's
+        :attr:`threshold`, chosen when it was trained). An identity's similarity weighs
+        the cosines with its most similar template (:attr:`best_share` of it, a half in the
+        models this release trains) and with the unit mean of its templates
+        (:mod:`pyface.recognition.identity`, where the rule's measurements are).
         """
         limit = self.resolve_threshold(threshold)
         names, per_identity = self._similarities(inputs, batch_size)
@@ -368,9 +375,8 @@ class FaceRecognizer:
     def search(self, inputs, *, k: int = 5, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar identities of each face: (names (N, k), cosine similarities (N, k)).
 
-        Best first, each identity scored by its most similar template as in
-        :meth:`identify`, with no threshold (nobody is "unknown"); fewer than ``k``
-        columns when the model knows fewer people.
+        Best first, each identity scored as in :meth:`identify`, with no threshold (nobody
+        is "unknown"); fewer than ``k`` columns when the model knows fewer people.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -381,10 +387,11 @@ class FaceRecognizer:
         return np.array(names, dtype=str)[order], scores
 
     def _similarities(self, inputs, batch_size: int) -> tuple[list[str], np.ndarray]:
-        """The open-set identities and each face's similarity (N, identities) to its best template of each."""
+        """The open-set identities and each face's score (N, identities) for each (:mod:`.identity`)."""
         names, templates, owners = self.gallery()
         embedded = self._embed(self._images(inputs), batch_size)
-        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        starts = run_starts(owners)
+        norms = template_sum_norms(templates, starts)
         per_identity = np.zeros((len(embedded), len(names)), dtype=embedded.dtype)
         # In blocks of faces, so the faces x templates similarities never all exist at once. At
         # one BLAS thread, as the network's own products: OpenBLAS's threads would spin on the
@@ -392,7 +399,8 @@ class FaceRecognizer:
         with one_blas_thread():
             for start in range(0, len(embedded), batch_size):
                 block = embedded[start : start + batch_size] @ templates.T
-                per_identity[start : start + batch_size] = np.maximum.reduceat(block, starts, axis=1)
+                per_identity[start : start + batch_size] = identity_scores(
+                    block, starts, norms, best_share=self.best_share)
         return names, per_identity
 
     def identify_faces(self, image, *, threshold: float | str | None = None
@@ -461,7 +469,7 @@ class FaceRecognizer:
                     training=self.training, history=self.history, templates=self.templates,
                     template_labels=self.template_labels, threshold=self.threshold,
                     verify_threshold=self.verify_threshold, enrolled=self._enrolled,
-                    calibration=self.calibration, descriptor=self.descriptor)
+                    calibration=self.calibration, descriptor=self.descriptor, best_share=self.best_share)
 
 
 def load_model(path) -> FaceRecognizer:

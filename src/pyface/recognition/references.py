@@ -8,6 +8,7 @@ import numpy as np
 
 from ..nn.network import Network
 from .descriptor import FaceDescriptor
+from .identity import BEST_SHARE
 from .open_set import (curve_points, eer_threshold, equal_error_rate, identification_scores, pair_scores,
                        roc_curve, threshold_at_far)
 from .recognizer import embed_images
@@ -102,8 +103,8 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
                        validation: tuple[np.ndarray, np.ndarray], *,
                        calibration: tuple[np.ndarray, np.ndarray] | None = None,
                        descriptor: FaceDescriptor | None = None, target_far: float = DEFAULT_FAR) -> dict:
-    """The trained people's templates, the default cosine thresholds and the descriptor, as
-    ``FaceRecognizer`` keywords.
+    """The trained people's templates, the default cosine thresholds, the descriptor and the
+    open-set rule the thresholds are set for (``best_share``), as ``FaceRecognizer`` keywords.
 
     ``train``, ``validation`` and ``calibration`` are (preprocessed images, labels). With
     ``calibration`` people, ``descriptor``'s share of the joined cosine is chosen on them
@@ -119,7 +120,7 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
     training images, which the network has learnt to tell apart and so make a lower,
     more lenient threshold. ``threshold`` is that of the open-set rule, each face left out
     of the gallery in turn (:func:`~pyface.recognition.open_set.identification_scores`;
-    kept-out people are also compared with every training template, as strangers are),
+    kept-out people are also compared with every trained person, as strangers are),
     ``verify_threshold`` that of all pairs of faces. ``calibration`` (the key) records
     where they were measured, their false acceptance and rejection rates there, and the
     curve they were chosen from, and the descriptor's share's curve (``"descriptor_share"``)
@@ -138,10 +139,11 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
             descriptor, shares = _chosen_share(descriptor, network_rows, views, calibration[1])
             kept_out_rows = descriptor.join_views(network_rows, views)
     embedded, labels = _finite_rows(embed_images(network, x_train, descriptor=descriptor), y_train)
-    reference = {"descriptor": descriptor}
+    # The thresholds are set for the rule of the models this release trains, which they keep.
+    reference = {"descriptor": descriptor, "best_share": BEST_SHARE}
     if len(labels):
         reference.update(templates=embedded, template_labels=labels)
-    templates = embedded
+    templates, template_labels = embedded, labels
     source = "training images"
     if kept_out:
         embedded, labels = _finite_rows(kept_out_rows, calibration[1])
@@ -154,7 +156,8 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
     # Kept-out people play strangers against the gallery the model will hold: the trained
     # people's templates as well as each other (on ORL, measured against each other alone,
     # a threshold for 1 % let in 27 % of unseen people's faces).
-    identify = identification_scores(embedded, labels, gallery=templates if trusted else None)
+    identify = identification_scores(embedded, labels, gallery=templates if trusted else None,
+                                     gallery_labels=template_labels, best_share=BEST_SHARE)
     verify = pair_scores(embedded, labels)
     if not all(len(scores) for scores in (*identify, *verify)):
         return {**reference, "threshold": None, "verify_threshold": None}

@@ -33,7 +33,7 @@ _CANDIDATE = {"type": "object", "properties": {"name": {"type": "string"}, "scor
 
 _IDENTIFY = {
     "summary": "Name the person in one face image",
-    "description": "The person of the most similar template, or \"unknown\" when the similarity is below the "
+    "description": "The most similar person, or \"unknown\" when the similarity is below the "
                    "model's (or gallery's) threshold. Faces arriving together are embedded in one kernel call.",
     "parameters": [{"name": "k", "in": "query", "required": False,
                     "schema": {"type": "integer", "minimum": 1, "maximum": 100},
@@ -42,7 +42,8 @@ _IDENTIFY = {
     "responses": {
         "200": _json("the answer", {"type": "object", "required": ["name", "score", "known"], "properties": {
             "name": {"type": "string", "description": "a known person, or \"unknown\""},
-            "score": {"type": "number", "description": "cosine similarity to that person's best template"},
+            "score": {"type": "number", "description": "similarity to that person: the mean of the cosines "
+                                                         "with their best template and their mean template"},
             "known": {"type": "boolean"},
             "candidates": {"type": "array", "items": _CANDIDATE, "description": "with k: the top k"}}}),
         **_errors(400, 409, 413, 415, 503)},
