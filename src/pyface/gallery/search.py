@@ -86,10 +86,9 @@ class TemplateMatrix:
         vectors, owners = self._vectors[: self._rows][keep], self._owners[: self._rows][keep]
         self._vectors, self._owners, self._rows, self._dead_rows = vectors, owners, len(owners), 0
         self._spans = {}
-        if len(owners):
-            starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-            for start, end in zip(starts, np.r_[starts[1:], len(owners)]):
-                self._spans[int(owners[start])] = (int(start), int(end))
+        starts = run_starts(owners)
+        for start, end in zip(starts, np.r_[starts[1:], len(owners)]):
+            self._spans[int(owners[start])] = (int(start), int(end))
         self._segments = None
 
     def _runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -136,7 +136,7 @@ def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *, gallery
     starts = run_starts(labels)
     sums = np.add.reduceat(e, starts, axis=0) if len(e) else np.zeros((0, e.shape[1]))
     norms = template_sum_norms(e, starts)
-    person = np.cumsum(np.r_[False, labels[1:] != labels[:-1]]) if len(e) else np.zeros(0, np.int64)
+    person = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(e)]))  # each face's run
     others = None
     if gallery is not None and len(gallery):
         others = np.asarray(gallery, dtype=np.float64)
