@@ -96,7 +96,9 @@ def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | 
     answers, _ = gallery.identify(select_people(unseen, strangers))
     return {"trained_people": trained_people, "seconds": seconds, "unseen_people": len(unseen_people),
             "named_right": named, "eer": eer, "strangers_let_in": float(np.mean(answers != "unknown")),
-            "threshold": model.threshold, "calibration_far": model.calibration["identify"]["far"]}
+            "threshold": model.threshold, "calibration_far": model.calibration["identify"]["far"],
+            "descriptor": None if model.descriptor is None else model.descriptor.kind,
+            "descriptor_share": None if model.descriptor is None else model.descriptor.weight}
 
 
 def photo_lists(folder: str, min_faces: int) -> dict:

@@ -101,6 +101,8 @@ def main():
     print(f"options {json.dumps(options)}, seed {args.seed}, trained in {seconds:.0f} s")
     people = len(model.names) + len(unseen.names)
     print(f"trained on {len(model.names)} people, never on {unseen.names[0]}-{unseen.names[-1]}")
+    if model.descriptor is not None:
+        print(f"joined with the {model.descriptor.kind} histograms at {model.descriptor.weight:g} of the cosine")
     print(f"closed-set accuracy, {len(model.names)} trained people: {100 * closed:.2f}% ({len(test_set)} images)")
     print(f"identification accuracy, {len(unseen.names)} enrolled people among {people}: {100 * identified:.2f}% "
           f"({len(unseen) - 5 * len(unseen.names)} images)")

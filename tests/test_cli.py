@@ -413,7 +413,8 @@ def test_train_open_set_joins_the_descriptor_unless_told(tmp_path, capsys, given
                                "--blended", "2", *given, *TINY)
     assert status == 0, err
     model = load_model(out)
-    # Two of the eight people are kept out for the thresholds: the descriptor keeps 6 - 1 directions.
+    # Two of the eight people are kept out for the thresholds: the descriptor keeps 6 - 1 directions
+    # (16-pixel faces: both histograms, too small for the recipe's patterns of the half-size face).
     assert len(model.names) == 6 and model.training["descriptor"] == (None if expected is None else "hog+lbp")
     assert (None if model.descriptor is None else model.descriptor.size) == expected
 

@@ -7,8 +7,9 @@ import pytest
 
 import pyface
 from pyface.nn.functional import softmax
-from pyface.recognition.descriptor import CLASS_SCALE, FaceDescriptor, discriminant_projection
-from pyface.recognition.histograms import histogram_size
+from pyface.recognition.descriptor import (CLASS_SCALE, FITTING, OPEN_SET_CHOICE, RICH, FaceDescriptor,
+                                           discriminant_projection)
+from pyface.recognition.histograms import face_histograms, histogram_size
 from pyface.recognition.model_file import FORMAT_VERSION
 from pyface.recognition.open_set import equal_error_rate, pair_scores, roc_curve
 from pyface.recognition.recognizer import embed_images
@@ -53,6 +54,52 @@ def test_the_discriminant_keeps_what_tells_people_apart():
 def test_the_discriminant_keeps_at_most_one_direction_fewer_than_people():
     x, labels = _people(n_people=3)
     assert discriminant_projection(x, labels, dimensions=50)[1].shape == (12, 2)
+
+
+def test_weighted_directions_count_as_much_more_as_people_differ_along_them():
+    x, labels = _people()
+    plain_mean, plain = discriminant_projection(x, labels, dimensions=3, shrinkage=0.0)
+    mean, weighted = discriminant_projection(x, labels, dimensions=3, shrinkage=0.0, weighting=2.0)
+    np.testing.assert_array_equal(mean, plain_mean)
+    z = (x - mean) @ weighted
+    within = np.concatenate([z[labels == k] - z[labels == k].mean(0) for k in np.unique(labels)])
+    within_variance = (within**2).mean(0)
+    t = z.var(axis=0) / within_variance  # each direction's variance in units of the within-person one
+    assert t.min() > 1.0 and t.max() > t.min() + 1.0
+    # Unweighted, each direction has a within-person variance of 1: weighted, (t / (1 + t)) ** 2 squared.
+    np.testing.assert_allclose(within_variance, (t / (1.0 + t)) ** 4, rtol=1e-8)
+    np.testing.assert_allclose(weighted, plain * (t / (1.0 + t)) ** 2, rtol=1e-8, atol=1e-12)
+    for weighting in (-0.5, np.nan, np.inf):
+        with pytest.raises(ValueError, match="weighting"):
+            discriminant_projection(x, labels, weighting=weighting)
+
+
+def test_more_values_than_faces_give_the_same_discriminant():
+    # Fewer rows than values take the principal axes from the rows' Gram matrix: the values
+    # that never vary add nothing and the rest project as before.
+    x, labels = _people(per_person=3)
+    assert x.shape == (24, 12)
+    padded = np.hstack([x, np.zeros((24, 30))])
+    _, projection = discriminant_projection(x, labels, dimensions=4, shrinkage=0.05, weighting=1.0)
+    _, wide = discriminant_projection(padded, labels, dimensions=4, shrinkage=0.05, weighting=1.0)
+    assert wide.shape == (42, 4) and np.all(wide[12:] == 0)
+    signs = np.sign(np.sum(wide[:12] * projection, axis=0))
+    np.testing.assert_allclose(wide[:12] * signs, projection, rtol=1e-6, atol=1e-9)
+
+
+def test_each_kind_is_fitted_as_measured_unless_told_otherwise():
+    faces, labels = _faces(16, 32), np.repeat(np.arange(4), 4)
+    rich = FaceDescriptor.fit(faces, labels, kind=RICH)
+    assert rich.kind == RICH and len(rich.mean) == histogram_size(32, RICH)
+    _, expected = discriminant_projection(face_histograms(faces, RICH), labels, **FITTING[RICH])
+    np.testing.assert_allclose(rich.projection, expected, rtol=1e-5, atol=1e-9)
+    assert FITTING[RICH]["weighting"] > 0.0 and FITTING["hog+lbp"]["weighting"] == 0.0
+    told = FaceDescriptor.fit(faces, labels, kind=RICH, dimensions=2, weighting=0.0)
+    _, plain = discriminant_projection(face_histograms(faces, RICH), labels,
+                                       **{**FITTING[RICH], "dimensions": 2, "weighting": 0.0})
+    np.testing.assert_allclose(told.projection, plain, rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="descriptor kind must be one of"):
+        FaceDescriptor.fit(faces, labels, kind="sift")
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -113,6 +160,7 @@ def open_model(make_dataset):
 
 def test_open_set_models_join_the_descriptor_to_their_embeddings(open_model):
     faces, model = open_model
+    # 16-pixel faces are too small for the recipe's patterns of the half-size face: "auto" fits both others.
     assert model.training["descriptor"] == "hog+lbp" and model.descriptor is not None
     # Fitted on the 6 trained people: at most 5 directions.
     assert model.descriptor.size == 5 and len(model.descriptor.mean) == histogram_size(16, "hog+lbp")
@@ -185,9 +233,17 @@ def test_descriptor_none_keeps_the_network_alone(make_dataset, tiny):
     np.testing.assert_allclose(model.predict_proba(faces), softmax(logits.astype(np.float64)), rtol=1e-6)
 
 
-def test_an_unknown_descriptor_is_refused_before_training(make_dataset, tiny):
+@pytest.mark.parametrize("descriptor", ["sift", "hog|sift", "hog|hog", "hog|", "hog+lbp,lbp"])
+def test_an_unknown_descriptor_is_refused_before_training(make_dataset, tiny, descriptor):
     with pytest.raises(ValueError, match="descriptor must be one of"):
-        pyface.train(make_dataset(n_classes=4, per_class=4), quiet=True, **{**tiny, "descriptor": "sift"})
+        pyface.train(make_dataset(n_classes=4, per_class=4), quiet=True, **{**tiny, "descriptor": descriptor})
+
+
+def test_a_choice_of_descriptors_that_cannot_all_be_fitted_fails_before_training(make_dataset, tiny):
+    faces = make_dataset(n_classes=8, per_class=4, image_size=16)
+    with pytest.raises(ValueError, match="at least 32 pixels, got 16"):
+        pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3,
+                     **{**tiny, "descriptor": OPEN_SET_CHOICE})
 
 
 def test_a_descriptor_that_cannot_be_fitted_fails_before_training(make_dataset, tiny):
@@ -209,12 +265,26 @@ def test_auto_trains_without_a_descriptor_where_none_can_be_fitted(make_dataset,
     assert fitted.training["descriptor"] == "hog+lbp"
 
 
-@pytest.mark.parametrize("kind", ["lbp", "hog+lbp"])
-def test_every_kind_of_histograms_trains_and_travels_with_the_model(make_dataset, tiny, tmp_path, kind):
-    faces = make_dataset(n_classes=8, per_class=6)
+@pytest.mark.parametrize("size, choice", [(16, "hog+lbp"), (31, "hog+lbp"), (32, OPEN_SET_CHOICE)])
+def test_auto_lets_the_open_set_recipe_choose_among_the_views_its_faces_can_give(make_dataset, tiny, size, choice):
+    faces = make_dataset(n_classes=8, per_class=4, image_size=size)
+    model = pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3,
+                         **{**tiny, "descriptor": "auto"})
+    assert model.training["descriptor"] == choice and OPEN_SET_CHOICE == "hog+lbp|" + RICH
+    kinds = choice.split("|")
+    curve = model.calibration["descriptor_share"]
+    assert curve["kind"] == [kind for kind in kinds for _ in DESCRIPTOR_WEIGHTS]
+    assert curve["share"] == list(DESCRIPTOR_WEIGHTS) * len(kinds)
+    best = int(np.argmin(curve["eer"]))
+    assert (model.descriptor.kind, model.descriptor.weight) == (curve["kind"][best], curve["share"][best])
+
+
+@pytest.mark.parametrize("kind, size", [("lbp", 16), ("hog+lbp", 16), (RICH, 32)])
+def test_every_kind_of_histograms_trains_and_travels_with_the_model(make_dataset, tiny, tmp_path, kind, size):
+    faces = make_dataset(n_classes=8, per_class=6, image_size=size)
     model = pyface.train(faces, open_set=True, epochs=1, quiet=True, calibration_people=0.3,
                          **{**tiny, "descriptor": kind})
-    assert model.descriptor.kind == kind and len(model.descriptor.mean) == histogram_size(16, kind)
+    assert model.descriptor.kind == kind and len(model.descriptor.mean) == histogram_size(size, kind)
     model.save(tmp_path / "m.pyface")
     loaded = pyface.load_model(tmp_path / "m.pyface")
     assert loaded.descriptor.kind == kind and repr(loaded).endswith(f", with {kind} histograms)")
@@ -265,3 +335,28 @@ def test_the_descriptor_share_is_the_one_that_verifies_kept_out_people_best(make
     # Kept-out faces of one person each cannot measure it: the share stays.
     lone, no_curve = calibrated_descriptor(tiny_model.network, fitted, (people.images[::5], people.labels[::5]))
     assert lone.weight == fitted.weight and no_curve is None
+
+
+def test_the_kept_out_people_choose_the_descriptor_and_share_that_verify_them_best(make_dataset, tiny_model):
+    people = make_dataset(n_classes=6, per_class=5, seed=7)
+    fit = make_dataset(n_classes=8, per_class=4, seed=3)
+    candidates = [FaceDescriptor.fit(fit.images, fit.labels, kind=kind) for kind in ("hog", "lbp", "hog+lbp")]
+    alone = embed_images(tiny_model.network, people.images)
+
+    def eer(candidate, weight):
+        joined = np.hstack([np.sqrt(1 - weight) * alone, np.sqrt(weight) * candidate.transform(people.images)])
+        return equal_error_rate(*roc_curve(*pair_scores(joined, people.labels)))[0]
+
+    eers = np.array([[eer(candidate, w) for w in DESCRIPTOR_WEIGHTS] for candidate in candidates])
+    assert len(np.unique(np.round(eers.min(axis=1), 9))) > 1  # the views verify differently here
+    chosen, curve = calibrated_descriptor(tiny_model.network, candidates, (people.images, people.labels))
+    assert curve["kind"] == [kind for kind in ("hog", "lbp", "hog+lbp") for _ in DESCRIPTOR_WEIGHTS]
+    assert curve["share"] == list(DESCRIPTOR_WEIGHTS) * 3
+    np.testing.assert_allclose(curve["eer"], eers.ravel(), atol=1e-6)
+    # The lowest EER wins; on a tie the first view and the smaller share.
+    k, w = np.unravel_index(np.argmin(eers), eers.shape)
+    assert chosen.kind == candidates[k].kind and chosen.weight == DESCRIPTOR_WEIGHTS[w]
+    np.testing.assert_array_equal(chosen.projection, candidates[k].projection)
+    # Without people to choose on, the first view is kept as it is.
+    first, no_curve = calibrated_descriptor(tiny_model.network, candidates, (people.images[::5], people.labels[::5]))
+    assert first is candidates[0] and no_curve is None

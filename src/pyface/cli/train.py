@@ -67,11 +67,13 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--open-set", action="store_true",
                    help="train for people never seen in training (the open-set recipe; a fifth of the people "
                    "are kept out to set the thresholds on)")
-    p.add_argument("--descriptor", choices=("auto", "hog", "lbp", "hog+lbp", "none"), default=None,
+    p.add_argument("--descriptor", choices=("auto", "hog", "lbp", "hog+lbp", "hog+lbp+lbp2+lbph+lpq", "none"),
+                   default=None,
                    help="a fixed second view of each face joined to the network's embedding: histograms of "
-                   "gradients (hog), of local binary patterns (lbp) or both, projected onto what tells the "
+                   "gradients (hog), of local binary patterns (lbp), both, or these with wider patterns, patterns "
+                   "of the half-size face and local phase (hog+lbp+lbp2+lbph+lpq), projected onto what tells the "
                    "training people apart, joined to the embedding and to the classifier's answers; or none "
-                   "(default auto: hog+lbp)")
+                   "(default auto: hog+lbp, with --open-set all of them)")
     p.add_argument("--target-far", type=fraction(True, False), default=None,
                    help=f"share of strangers the default thresholds let in (default {trained['target_far']})")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is no terminal)")

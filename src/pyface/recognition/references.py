@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -47,38 +48,50 @@ def _sample(*rows: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(part[keep] for part in rows)
 
 
-def calibrated_descriptor(network: Network, descriptor: FaceDescriptor,
+def _candidates(descriptor: FaceDescriptor | Sequence[FaceDescriptor] | None) -> list[FaceDescriptor]:
+    return [] if descriptor is None else [descriptor] if isinstance(descriptor, FaceDescriptor) else list(descriptor)
+
+
+def calibrated_descriptor(network: Network, descriptor: FaceDescriptor | Sequence[FaceDescriptor],
                           calibration: tuple[np.ndarray, np.ndarray]) -> tuple[FaceDescriptor, dict | None]:
-    """(``descriptor`` with the share of the joined cosine, one of ``DESCRIPTOR_WEIGHTS``, that
-    gives the lowest equal error rate over all pairs of faces of ``calibration``, the curve it
-    was chosen from: {"share": [...], "eer": [...]}).
+    """(``descriptor``, or the one of several, with the share of the joined cosine, one of
+    ``DESCRIPTOR_WEIGHTS``, that gives the lowest equal error rate over all pairs of faces of
+    ``calibration``, the curve it was chosen from: {"kind": [...], "share": [...], "eer": [...]},
+    a row for each descriptor and share).
 
     ``calibration`` are people kept out of training (preprocessed images, labels); when they
-    are not two people with two faces each, the descriptor is returned unchanged with no
-    curve. The cosine of two joined embeddings is a weighted sum of the two parts' cosines,
-    so each part's pair scores are computed once."""
+    are not two people with two faces each, the (first) descriptor is returned unchanged with
+    no curve. A tie goes to the first descriptor and the smaller share. The cosine of two joined
+    embeddings is a weighted sum of the two parts' cosines, so each part's pair scores are
+    computed once."""
     images, labels = calibration
-    return _chosen_share(descriptor, embed_images(network, images), descriptor.transform(images), labels)
+    candidates = _candidates(descriptor)
+    views = [candidate.transform(images) for candidate in candidates]
+    chosen, _, curve = _chosen_share(candidates, embed_images(network, images), views, labels)
+    return chosen, curve
 
 
-def _chosen_share(descriptor: FaceDescriptor, network_rows: np.ndarray, views: np.ndarray,
-                  labels: np.ndarray) -> tuple[FaceDescriptor, dict | None]:
-    """:func:`calibrated_descriptor` from the kept-out faces' network embeddings and views."""
+def _chosen_share(candidates: list[FaceDescriptor], network_rows: np.ndarray, views: list[np.ndarray],
+                  labels: np.ndarray) -> tuple[FaceDescriptor, int, dict | None]:
+    """:func:`calibrated_descriptor`, and which of the candidates it chose, from the kept-out
+    faces' network embeddings and each candidate's views of them."""
     finite = np.isfinite(network_rows).all(axis=1)  # weights on the way to diverging
-    network_rows, views, labels = _sample(network_rows[finite], views[finite], labels[finite])
+    network_rows, labels, *views = _sample(network_rows[finite], labels[finite], *(v[finite] for v in views))
     if _people(labels) < 2:
-        return descriptor, None
-    parts = [pair_scores(rows, labels) for rows in (network_rows, views)]
-    (net_genuine, net_impostor), (own_genuine, own_impostor) = parts
-
-    def eer(weight: float) -> float:
-        curve = roc_curve((1 - weight) * net_genuine + weight * own_genuine,
-                          (1 - weight) * net_impostor + weight * own_impostor)
-        return equal_error_rate(*curve)[0]
-
-    eers = [eer(weight) for weight in DESCRIPTOR_WEIGHTS]
-    chosen = DESCRIPTOR_WEIGHTS[int(np.argmin(eers))]
-    return replace(descriptor, weight=chosen), {"share": list(DESCRIPTOR_WEIGHTS), "eer": eers}
+        return candidates[0], 0, None
+    net_genuine, net_impostor = pair_scores(network_rows, labels)
+    curve = {"kind": [], "share": [], "eer": []}
+    for candidate, own in zip(candidates, views):
+        own_genuine, own_impostor = pair_scores(own, labels)
+        for weight in DESCRIPTOR_WEIGHTS:
+            scores = roc_curve((1 - weight) * net_genuine + weight * own_genuine,
+                               (1 - weight) * net_impostor + weight * own_impostor)
+            curve["kind"].append(candidate.kind)
+            curve["share"].append(weight)
+            curve["eer"].append(equal_error_rate(*scores)[0])
+    best = int(np.argmin(curve["eer"]))
+    chosen = best // len(DESCRIPTOR_WEIGHTS)
+    return replace(candidates[chosen], weight=curve["share"][best]), chosen, curve
 
 
 def _threshold(scores: tuple[np.ndarray, np.ndarray], target_far: float, trusted: bool) -> tuple[float, float, float]:
@@ -102,16 +115,18 @@ def _threshold(scores: tuple[np.ndarray, np.ndarray], target_far: float, trusted
 def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
                        validation: tuple[np.ndarray, np.ndarray], *,
                        calibration: tuple[np.ndarray, np.ndarray] | None = None,
-                       descriptor: FaceDescriptor | None = None, target_far: float = DEFAULT_FAR) -> dict:
+                       descriptor: FaceDescriptor | Sequence[FaceDescriptor] | None = None,
+                       target_far: float = DEFAULT_FAR) -> dict:
     """The trained people's templates, the default cosine thresholds, the descriptor and the
     open-set rule the thresholds are set for (``best_share``), as ``FaceRecognizer`` keywords.
 
     ``train``, ``validation`` and ``calibration`` are (preprocessed images, labels). With
     ``calibration`` people, ``descriptor``'s share of the joined cosine is chosen on them
-    first (:func:`calibrated_descriptor`). The templates are the unit embeddings of the
-    training images (joined with the descriptor's view of them when there is one), with
-    their labels; faces whose embedding is not finite (weights on the way to diverging) are
-    left out.
+    first, and of several descriptors the one that verifies them best
+    (:func:`calibrated_descriptor`); without, the first is kept at its share. The templates
+    are the unit embeddings of the training images (joined with the descriptor's view of
+    them when there is one), with their labels; faces whose embedding is not finite (weights
+    on the way to diverging) are left out.
 
     Both thresholds let in a share ``target_far`` of strangers on the faces they are
     measured on (on faces the network was trained on, never less strict than their equal
@@ -128,16 +143,18 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
     """
     (x_train, y_train), (x_val, y_val) = train, validation
     shares = None
+    candidates = _candidates(descriptor)
+    descriptor = candidates[0] if candidates else None
     kept_out = calibration is not None and _people(calibration[1]) >= 2
     if kept_out:
-        # Embedded once: the network's part and the view serve both the share and the thresholds.
+        # Embedded once: the network's part and the views serve both the choice and the thresholds.
         network_rows = embed_images(network, calibration[0])
         if descriptor is None:
             kept_out_rows = network_rows
         else:
-            views = descriptor.transform(calibration[0])
-            descriptor, shares = _chosen_share(descriptor, network_rows, views, calibration[1])
-            kept_out_rows = descriptor.join_views(network_rows, views)
+            views = [candidate.transform(calibration[0]) for candidate in candidates]
+            descriptor, chosen, shares = _chosen_share(candidates, network_rows, views, calibration[1])
+            kept_out_rows = descriptor.join_views(network_rows, views[chosen])
     embedded, labels = _finite_rows(embed_images(network, x_train, descriptor=descriptor), y_train)
     # The thresholds are set for the rule of the models this release trains, which they keep.
     reference = {"descriptor": descriptor, "best_share": BEST_SHARE}

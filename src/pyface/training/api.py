@@ -87,14 +87,19 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         ``target_far`` in [0, 1) of strangers where they were measured
         (``model.calibration`` says where, with the error rates and curves). ``descriptor``
         is a fixed second view of each face: histograms of gradient orientations
-        (``"hog"``), of local binary patterns (``"lbp"``) or both (``"hog+lbp"``), projected
-        by a linear discriminant fitted on the training people once the network is trained
-        (:mod:`pyface.recognition.descriptor`; seconds, 22 s for both on 3,870
-        faces). It is joined to the network's embedding, with the share of the cosine that
-        verifies the kept-out people best when there are some (``open_set``), and to the
-        classifier's answers (:meth:`FaceRecognizer.predict_proba`). None: the network alone.
-        ``"auto"``: ``"hog+lbp"`` where it can be fitted (two people, one of them with two
-        or more images; faces of 16 pixels or more), else None.
+        (``"hog"``), of local binary patterns (``"lbp"``), both (``"hog+lbp"``), or these with
+        patterns two pixels wide and of the half-size face, and local phase
+        (``"hog+lbp+lbp2+lbph+lpq"``), projected by a linear discriminant fitted on the
+        training people once the network is trained (:mod:`pyface.recognition.descriptor`;
+        seconds: on 3,870 faces, one thread, 12 s for both histograms, 26 s for all five). It is joined to the network's embedding, with the share of
+        the cosine that verifies the kept-out people best when there are some (``open_set``),
+        and to the classifier's answers (:meth:`FaceRecognizer.predict_proba`). Several kinds
+        joined with ``"|"`` are each fitted, and the kept-out people choose the one (and
+        share) that verifies them best (without kept-out people, the first). None: the network
+        alone. ``"auto"``: ``"hog+lbp"``, or with ``open_set`` ``"hog+lbp|hog+lbp+lbp2+lbph+lpq"``
+        (all five verify LFW's photos better, both ORL's faces), of those that can be fitted
+        (two people, one of them with two or more images; faces of 16 pixels or more, 32 for
+        all five), else None.
 
     Runs
         The same ``seed`` with the same data, options and kernel thread count gives the

@@ -14,7 +14,7 @@ from ..data.dataset import FaceDataset
 from ..kernel.runtime import check_precision
 from ..nn.network import Architecture, Network, init_parameters
 from ..nn.optim import Adam
-from ..recognition.descriptor import FaceDescriptor, check_fittable
+from ..recognition.descriptor import FaceDescriptor, check_fittable, descriptor_kinds
 from ..recognition.recognizer import FaceRecognizer
 from ..recognition.references import open_set_reference
 from .checkpoint import TrainingState, data_fingerprint, load_checkpoint, save_checkpoint
@@ -75,8 +75,9 @@ def _setup(dataset: FaceDataset, options: dict, validation_data: FaceDataset | N
     options = resolved(options)
     chosen = {n: options[n] for n in TRAINING_OPTIONS}
     chosen["blended_people"] = blended_count(chosen["blended_people"], len(np.unique(dataset.labels)))
-    if auto_descriptor and not _fittable(dataset.labels, images.shape[1], chosen["descriptor"]):
-        chosen["descriptor"] = None  # "auto" trains on what it is given; a descriptor asked for fails clearly
+    if auto_descriptor:
+        # "auto" trains on what it is given; a descriptor asked for fails clearly.
+        chosen["descriptor"] = _fittable_kind(dataset.labels, images.shape[1], chosen["descriptor"])
     settings = TrainingSettings(**chosen)
     arch = Architecture(n_classes=len(dataset.names) + settings.blended_people, image_size=images.shape[1],
                         **{n: options[n] for n in ARCHITECTURE_OPTIONS})
@@ -86,12 +87,17 @@ def _setup(dataset: FaceDataset, options: dict, validation_data: FaceDataset | N
     return _Setup(arch, settings, seed, entropy, description, None)
 
 
-def _fittable(labels: np.ndarray, size: int, kind: str) -> bool:
-    try:
-        check_fittable(labels, size, kind)
-    except ValueError:
-        return False
-    return True
+def _fittable_kind(labels: np.ndarray, size: int, kind: str) -> str | None:
+    """The kinds of ``kind`` that can be fitted on faces of ``size`` pixels (patterns of the
+    half-size face need 32), joined with "|", or None where none can."""
+    fittable = []
+    for candidate in descriptor_kinds(kind):
+        try:
+            check_fittable(labels, size, candidate)
+        except ValueError:
+            continue
+        fittable.append(candidate)
+    return "|".join(fittable) or None
 
 
 class _Run:
@@ -109,7 +115,7 @@ class _Run:
         self.schedule = Schedule.of(len(data.fit[1]), settings)
         self.history = {key: [] for key in HISTORY_KEYS}
         self.stopping = EarlyStopping()
-        self._descriptor = None
+        self._descriptors = None
         if setup.resumed is not None:
             self.history, self.stopping = restore(setup.resumed, network, self.optimizer, rngs)
         # The last completed epoch, copied aside: Ctrl-C or a divergence mid-epoch falls back to it.
@@ -142,25 +148,27 @@ class _Run:
         self.good = self._capture(epoch + 1)
         return shown
 
-    def descriptor(self) -> FaceDescriptor | None:
-        """The descriptor the settings ask for, fitted once on the real training images (it learns
-        nothing from the network, so the last good model of a stopped run shares it)."""
+    def descriptors(self) -> list[FaceDescriptor]:
+        """The descriptors the settings ask for (one, or those the kept-out people choose from),
+        fitted once on the real training images (they learn nothing from the network, so the
+        last good model of a stopped run shares them)."""
         if self.setup.settings.descriptor is None:
-            return None
-        if self._descriptor is None:
-            self._descriptor = FaceDescriptor.fit(*self.data.train, kind=self.setup.settings.descriptor)
-        return self._descriptor
+            return []
+        if self._descriptors is None:
+            self._descriptors = [FaceDescriptor.fit(*self.data.train, kind=kind)
+                                 for kind in descriptor_kinds(self.setup.settings.descriptor)]
+        return self._descriptors
 
     def model(self, params: dict, history: dict, best_epoch: int | None) -> FaceRecognizer:
         """A recognizer with a copy of ``params`` and the run's real people (blended people left out)."""
         people = len(self.dataset.names)
         final = Network(self.setup.arch, params, kernel=self.network.kernel).keep_classes(people)
-        # The descriptor comes back with its share of the cosine chosen on the kept-out people.
+        # The descriptor comes back chosen, with its share of the cosine, on the kept-out people.
         return FaceRecognizer(final, self.dataset.names, self.dataset.preprocessor,
                               training={"seed": self.setup.seed, **self.setup.settings.to_dict()},
                               history={**history, "best_epoch": best_epoch},
                               **open_set_reference(final, self.data.train, self.data.validation,
-                                                   calibration=self.calibration, descriptor=self.descriptor(),
+                                                   calibration=self.calibration, descriptor=self.descriptors(),
                                                    target_far=self.setup.settings.target_far))
 
     def last_good_model(self) -> FaceRecognizer:
