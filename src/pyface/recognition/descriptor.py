@@ -46,9 +46,9 @@ SHRINKAGE = 0.1
 # ``weighting``). The view alone on LFW's held-out people (fitted on the general model's
 # training people, mirror images averaged in): "hog+lbp" as fitted for it EER 19.6 %; all of
 # them, 600 / 400 dimensions, no shrinkage, weighting 0 / 2: 16.6 / 15.8 % (without local
-# phase, weighting 0 / 1 / 2 / 3: 17.5 / 16.8 / 16.5 / 16.8 %); shrinkage 0.05 and weighting 2: 15.7 %,
-# joined with the network at 0.8 / 0.9 of the cosine 15.6 / 15.5 % (docs/experiments.md,
-# "Local phase, wider patterns and weighted directions").
+# phase, weighting 0 / 1 / 2 / 3: 17.5 / 16.8 / 16.5 / 16.8 %); shrinkage 0.05 and weighting
+# 2: 15.7 %, joined with the network at 0.8 / 0.9 of the cosine 15.6 / 15.5 %
+# (docs/experiments.md, "Local phase, wider patterns and weighted directions").
 RICH = "hog+lbp+lbp2+lbph+lpq"
 # Kinds joined with "|": each is fitted, and the people kept out of training choose the one
 # (and its share) that verifies them best, the first on a tie. The open-set recipe's: on ORL's
@@ -138,7 +138,7 @@ def discriminant_projection(features: np.ndarray, labels: np.ndarray, *, dimensi
     variance that remain (at most one fewer than the people), along which people differ most
     for what varies between photos of one person. Each direction is then scaled by
     ``(t / (1 + t)) ** weighting`` (``weighting`` >= 0; 0 leaves them alike), t its variance in
-    units of the within-person variance: in cosines of the projected rows, directions along
+    units of the (shrunk) within-person variance: in cosines of the projected rows, directions along
     which photos of one person differ nearly as much as people do count less (much as the
     cross term of a joint Bayesian model weighs them). Needs two people, one of them with two
     or more rows.
