@@ -90,11 +90,17 @@ def histogram_size(size: int, kind: str = "hog") -> int:
     return sum(sizes[part]() for part in _kinds(kind))
 
 
-def _levels(images: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Grey levels (N, S, S) uint8 of preprocessed faces in [0, 1], and their window (side, start)."""
+def _faces(images: np.ndarray) -> np.ndarray:
+    """``images`` as an array, or ValueError unless they are preprocessed faces (N, S, S)."""
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"expected preprocessed faces (N, S, S), got shape {images.shape}")
+    return images
+
+
+def _levels(images: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Grey levels (N, S, S) uint8 of preprocessed faces in [0, 1], and their window (side, start)."""
+    images = _faces(images)
     side, start = _window(images.shape[1])
     return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8), side, start
 
@@ -163,9 +169,7 @@ def _half_size(size: int) -> int:
 
 def _half(images: np.ndarray) -> np.ndarray:
     """Faces (N, S, S) at half their size (S // 2), each new pixel the mean of the old ones it covers."""
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise ValueError(f"expected preprocessed faces (N, S, S), got shape {images.shape}")
+    images = _faces(images).astype(np.float32, copy=False)
     half = _half_size(images.shape[1])
     out = np.empty((len(images), half, half), dtype=np.float32)
     for k, face in enumerate(images):
@@ -194,9 +198,7 @@ def phase_histograms(images: np.ndarray) -> np.ndarray:
     cell's histogram counts its 64 pixels' codes, as a share of them, in the same centred
     window of whole cells as the others.
     """
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise ValueError(f"expected preprocessed faces (N, S, S), got shape {images.shape}")
+    images = _faces(images)
     side, start = _window(images.shape[1])
     codes = (_phase_codes(images[k : k + _PATTERN_BATCH]) for k in range(0, len(images), _PATTERN_BATCH))
     return _cell_histograms(codes, side, start, PHASES)

@@ -155,8 +155,10 @@ class _Run:
         if self.setup.settings.descriptor is None:
             return []
         if self._descriptors is None:
-            self._descriptors = [FaceDescriptor.fit(*self.data.train, kind=kind)
-                                 for kind in descriptor_kinds(self.setup.settings.descriptor)]
+            kinds = descriptor_kinds(self.setup.settings.descriptor)
+            if self.calibration is None:
+                kinds = kinds[:1]  # nobody kept out to choose: the first is kept, the others need no fit
+            self._descriptors = [FaceDescriptor.fit(*self.data.train, kind=kind) for kind in kinds]
         return self._descriptors
 
     def model(self, params: dict, history: dict, best_epoch: int | None) -> FaceRecognizer:
