@@ -7,7 +7,7 @@ import pytest
 
 import pyface
 from pyface.nn.functional import softmax
-from pyface.recognition.descriptor import (CLASS_SCALE, FITTING, OPEN_SET_CHOICE, RICH, FaceDescriptor,
+from pyface.recognition.descriptor import (CLASS_SCALE, CLOSED_SET_CHOICE, FITTING, OPEN_SET_CHOICE, RICH, FaceDescriptor,
                                            discriminant_projection)
 from pyface.recognition.histograms import face_histograms, histogram_size
 from pyface.recognition.model_file import FORMAT_VERSION
@@ -277,6 +277,19 @@ def test_auto_lets_the_open_set_recipe_choose_among_the_views_its_faces_can_give
     assert curve["share"] == list(DESCRIPTOR_WEIGHTS) * len(kinds)
     best = int(np.argmin(curve["eer"]))
     assert (model.descriptor.kind, model.descriptor.weight) == (curve["kind"][best], curve["share"][best])
+
+
+@pytest.mark.parametrize("size, choice, kind", [(16, "hog+lbp", "hog+lbp"), (31, "hog+lbp", "hog+lbp"),
+                                                (32, CLOSED_SET_CHOICE, RICH)])
+def test_auto_gives_a_closed_set_model_all_five_histograms_where_its_faces_can_give_them(make_dataset, tiny,
+                                                                                          size, choice, kind):
+    faces = make_dataset(n_classes=4, per_class=4, image_size=size)
+    model = pyface.train(faces, epochs=1, quiet=True, **{**tiny, "descriptor": "auto"})
+    assert model.training["descriptor"] == choice and CLOSED_SET_CHOICE == RICH + "|hog+lbp"
+    # Nobody kept out to choose: the first view is kept, at the share used without kept-out people.
+    assert model.descriptor.kind == kind and model.descriptor.weight == 0.4
+    assert model.calibration.get("descriptor_share") is None
+    assert len(model.descriptor.mean) == histogram_size(size, kind)
 
 
 @pytest.mark.parametrize("kind, size", [("lbp", 16), ("hog+lbp", 16), (RICH, 32)])

@@ -73,7 +73,8 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                    "gradients (hog), of local binary patterns (lbp), both, or these with wider patterns, patterns "
                    "of the half-size face and local phase (hog+lbp+lbp2+lbph+lpq), projected onto what tells the "
                    "training people apart, joined to the embedding and to the classifier's answers; or none "
-                   "(default auto: hog+lbp, with --open-set all of them)")
+                   "(default auto: all of them on faces of 32 pixels or more, else hog+lbp; with --open-set the "
+                   "people kept out choose between hog+lbp and all of them)")
     p.add_argument("--target-far", type=fraction(True, False), default=None,
                    help=f"share of strangers the default thresholds let in (default {trained['target_far']})")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is no terminal)")

@@ -96,8 +96,9 @@ def train(data, labels=None, *, names=None, preprocessor: Preprocessor | None = 
         and to the classifier's answers (:meth:`FaceRecognizer.predict_proba`). Several kinds
         joined with ``"|"`` are each fitted, and the kept-out people choose the one (and
         share) that verifies them best (without kept-out people, the first). None: the network
-        alone. ``"auto"``: ``"hog+lbp"``, or with ``open_set`` ``"hog+lbp|hog+lbp+lbp2+lbph+lpq"``
-        (all five verify LFW's photos better, both ORL's faces), of those that can be fitted
+        alone. ``"auto"``: ``"hog+lbp+lbp2+lbph+lpq|hog+lbp"`` (all five where the faces can
+        give them), or with ``open_set`` ``"hog+lbp|hog+lbp+lbp2+lbph+lpq"`` (all five verify
+        LFW's photos better, both ORL's faces), of those that can be fitted
         (two people, one of them with two or more images; faces of 16 pixels or more, 32 for
         all five), else None.
 
