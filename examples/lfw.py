@@ -62,7 +62,8 @@ def _door(model) -> FaceRecognizer:
     """A door's gallery: the model's embeddings and threshold, with the enrolled people only
     (none of the people it was trained on)."""
     return FaceRecognizer(model.network, model.names, model.preprocessor, threshold=model.threshold,
-                          descriptor=model.descriptor, best_share=model.best_share)
+                          descriptor=model.descriptor, best_share=model.best_share, cohort=model.cohort,
+                          cohort_nearest=model.cohort_nearest)
 
 
 def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | None = None,
@@ -81,7 +82,8 @@ def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | 
         if save is not None:
             model.save(save)
     unseen = load_images(folder, people=unseen_people, preprocessor=model.preprocessor)
-    fpr, tpr, thresholds = roc_curve(*pair_scores(model.embed(unseen), unseen.labels))
+    embedded = model.embed(unseen)  # pairs scored as model.verify scores them
+    fpr, tpr, thresholds = roc_curve(*pair_scores(embedded, unseen.labels, offsets=model.score_offsets(embedded)))
     eer, _ = equal_error_rate(fpr, tpr, thresholds)
     gallery = _door(model)
     # All held-out people enrolled: the share of their other photos named right (no rejection).
@@ -98,7 +100,8 @@ def open_set(folder: str, options: dict, seed: int, min_faces: int, save: str | 
             "named_right": named, "eer": eer, "strangers_let_in": float(np.mean(answers != "unknown")),
             "threshold": model.threshold, "calibration_far": model.calibration["identify"]["far"],
             "descriptor": None if model.descriptor is None else model.descriptor.kind,
-            "descriptor_share": None if model.descriptor is None else model.descriptor.weight}
+            "descriptor_share": None if model.descriptor is None else model.descriptor.weight,
+            "cohort_nearest": model.cohort_nearest}
 
 
 def photo_lists(folder: str, min_faces: int) -> dict:

@@ -94,7 +94,8 @@ def main():
     seconds = time.perf_counter() - started
     test_set = select_people(test_set, list(model.names))  # open_set=True keeps calibration people out
     closed = model.evaluate(test_set)["accuracy"]
-    fpr, tpr, thresholds = roc_curve(*pair_scores(model.embed(unseen), unseen.labels))
+    embedded = model.embed(unseen)  # pairs scored as model.verify scores them
+    fpr, tpr, thresholds = roc_curve(*pair_scores(embedded, unseen.labels, offsets=model.score_offsets(embedded)))
     eer, at_eer = equal_error_rate(fpr, tpr, thresholds)
     let_in = int(np.sum(model.identify(unseen)[0] != "unknown"))  # before anyone unseen is enrolled
     identified = enrolled_accuracy(model, unseen)
@@ -103,10 +104,12 @@ def main():
     print(f"trained on {len(model.names)} people, never on {unseen.names[0]}-{unseen.names[-1]}")
     if model.descriptor is not None:
         print(f"joined with the {model.descriptor.kind} histograms at {model.descriptor.weight:g} of the cosine")
+    if model.cohort_nearest is not None:
+        print(f"scores normalized against the {len(model.cohort)} trained people ({model.cohort_nearest} nearest)")
     print(f"closed-set accuracy, {len(model.names)} trained people: {100 * closed:.2f}% ({len(test_set)} images)")
     print(f"identification accuracy, {len(unseen.names)} enrolled people among {people}: {100 * identified:.2f}% "
           f"({len(unseen) - 5 * len(unseen.names)} images)")
-    print(f"verification EER, all pairs of the unseen people: {100 * eer:.2f}% at similarity {at_eer:.3f} "
+    print(f"verification EER, all pairs of the unseen people: {100 * eer:.2f}% at score {at_eer:.3f} "
           f"(TAR at FAR 1%: {100 * tar_at_far(fpr, tpr, 0.01):.1f}%; model's threshold {model.verify_threshold:.3f})")
     print(f"strangers let in by the default threshold ({model.threshold:.3f}, measured on "
           f"{model.calibration['source']}): {let_in} of the {len(unseen)} images of the unseen people "

@@ -191,7 +191,7 @@ def test_a_descriptor_travels_with_the_model_file(open_model, tmp_path):
     np.testing.assert_array_equal(loaded.embed(faces), model.embed(faces))
     assert loaded.identify(faces[:4])[0].tolist() == model.identify(faces[:4])[0].tolist()
     members, metadata = _members(tmp_path / "m.pyface")
-    assert metadata["format_version"] == FORMAT_VERSION == 5
+    assert metadata["format_version"] == FORMAT_VERSION == 6
     assert metadata["descriptor"] == {"kind": "hog+lbp", "weight": model.descriptor.weight, "cell": 8, "bins": 9,
                                       "patterns": 59}
     assert members["descriptor.projection"].shape == (histogram_size(16, "hog+lbp"), 5)

@@ -176,6 +176,56 @@ def test_files_from_before_the_mean_template_score_by_the_best_template(saved, m
     assert found.tolist() == [names[k] for k in best.argmax(axis=1)]
 
 
+def test_files_from_before_the_cohort_score_plain_cosines(saved):
+    def as_version_5(members, metadata):
+        metadata["format_version"] = 5
+        del metadata["open_set"]["cohort_nearest"]
+
+    _rewrite(saved, as_version_5)
+    assert load_model(saved).cohort_nearest is None
+
+
+def _with_cohort(members, metadata, nearest=3, cohort=None):
+    members["open_set.cohort"] = np.eye(3, 8, dtype=np.float32) if cohort is None else cohort
+    metadata["open_set"]["cohort_nearest"] = nearest
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "50", True])
+def test_a_bad_cohort_setting_is_refused(saved, value):
+    _rewrite(saved, lambda m, meta: _with_cohort(m, meta, nearest=value))
+    with pytest.raises(ModelFileError, match="cohort_nearest must be a positive integer"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("cohort", [None, np.eye(3, 8), np.full((3, 8), np.inf, dtype=np.float32)])
+def test_a_missing_or_broken_cohort_is_refused(saved, cohort):
+    def change(members, metadata):
+        _with_cohort(members, metadata, cohort=cohort)
+        if cohort is None:
+            del members["open_set.cohort"]
+
+    _rewrite(saved, change)
+    with pytest.raises(ModelFileError, match="open_set.cohort is missing or not finite float32"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("nearest, threshold, good", [(None, 1.0, True), (None, -1.5, False), (3, -1.5, True),
+                                                      (3, 2.5, False)])
+def test_thresholds_are_checked_against_the_range_of_the_scores(saved, nearest, threshold, good):
+    # A cosine lies in [-1, 1]; a normalized score, less the mean of two offsets, in [-2, 2].
+    def change(members, metadata):
+        if nearest is not None:
+            _with_cohort(members, metadata, nearest)
+        metadata["open_set"]["threshold"] = threshold
+
+    _rewrite(saved, change)
+    if good:
+        assert load_model(saved).threshold == threshold
+    else:
+        with pytest.raises(ModelFileError, match="threshold must be a score in"):
+            load_model(saved)
+
+
 @pytest.mark.parametrize("share", [1.5, -0.1, "half", None])
 def test_a_bad_best_share_is_refused(saved, share):
     _rewrite(saved, lambda m, meta: meta["open_set"].update(best_share=share))

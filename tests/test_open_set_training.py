@@ -5,6 +5,7 @@ import pytest
 
 import pyface
 from pyface.data.dataset import from_arrays
+from pyface.recognition.cohort import NEAREST
 from pyface.recognition.open_set import identification_scores, pair_scores, threshold_at_far
 from pyface.training import DEFAULTS
 from pyface.training.augment import Augmentation
@@ -70,11 +71,20 @@ def test_people_are_kept_out_and_thresholds_measured_on_them(open_model):
     assert model.training["epochs"] == 8 and model.training["blended_people"] == 2
     strangers = pyface.data.select_people(faces, kept_out)
     emb = model.embed(strangers)
+    # Scores as the model gives them: normalized against its cohort when the kept-out people chose so.
+    normalizing = calibration["cohort"]["normalized"]
+    assert model.cohort_nearest == (NEAREST if normalizing else None)
+    offsets = model.score_offsets(emb) if normalizing else None
+    template_offsets = model.score_offsets(model.templates) if normalizing else None
     # Strangers meet the trained people's templates too, not only each other.
-    identify = identification_scores(emb, strangers.labels, gallery=model.templates)
-    assert np.mean(identify[1] > identification_scores(emb, strangers.labels)[1]) > 0
+    identify = identification_scores(emb, strangers.labels, gallery=model.templates,
+                                     gallery_labels=model.template_labels, offsets=offsets,
+                                     gallery_offsets=template_offsets)
+    alone = identification_scores(emb, strangers.labels, offsets=offsets)
+    assert np.mean(identify[1] > alone[1]) > 0
     for threshold, scores, key in ((model.threshold, identify, "identify"),
-                                   (model.verify_threshold, pair_scores(emb, strangers.labels), "verify")):
+                                   (model.verify_threshold, pair_scores(emb, strangers.labels, offsets=offsets),
+                                    "verify")):
         expected, far, frr = threshold_at_far(*scores, 0.05)
         assert threshold == pytest.approx(expected, abs=1e-5)
         assert calibration[key]["far"] == pytest.approx(far) and calibration[key]["frr"] == pytest.approx(frr)

@@ -82,5 +82,5 @@ def positive_float(text: str) -> float:
 
 
 def threshold_option(text: str) -> float | str:
-    """A cosine similarity in [0, 1], or ``'auto'`` for the model's own threshold."""
+    """A score in [0, 1] (``FaceRecognizer.identify``'s or ``verify``'s), or ``'auto'`` for the model's own threshold."""
     return "auto" if text == "auto" else fraction(True, True)(text)

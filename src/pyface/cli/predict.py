@@ -25,7 +25,7 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--threshold", type=threshold_option,
                    help="open-set rule: name the most similar trained or enrolled person, or 'unknown' when "
-                   "the cosine similarity is below this (0..1, or 'auto' for the model's own threshold)")
+                   "its score is below this (0..1, or 'auto' for the model's own threshold)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     distributed.add_predict_options(p)
 
@@ -40,7 +40,7 @@ def _closed_set_answer(model) -> Callable[[list[str]], list]:
 
 
 def _open_set_answer(model) -> Callable[[list[str]], list]:
-    """Per image (most similar identity, cosine similarity) among trained and enrolled people."""
+    """Per image (most similar identity, its score) among trained and enrolled people."""
     def answer(paths: list[str]) -> list:
         names, scores = model.identify(paths, threshold=-np.inf)
         return list(zip(names.tolist(), scores.tolist()))

@@ -78,8 +78,8 @@ def predict_files(model, files, *, client=None, threshold: float | str | None = 
     (default: the current one).
 
     Returns a pandas DataFrame with one row per file, in input order: ``path``, ``name``
-    (missing for a file that could not be read), ``score`` (the probability, or the cosine
-    similarity with a threshold or enrolled people; NaN when unread) and ``error``
+    (missing for a file that could not be read), ``score`` (the probability, or the open-set
+    rule's score with a threshold or enrolled people; NaN when unread) and ``error``
     (missing, or why the file could not be read). With ``out`` (a ``.parquet`` path), the rows are
     written there partition by partition instead, the file appearing complete or not at
     all, and only the rows with an error are returned.

@@ -189,11 +189,11 @@ class Gallery:
     # ------------------------------------------------------------------ searching
 
     def identify(self, images, *, threshold: float | str = "auto", batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """Open-set identification as ``FaceRecognizer.identify``: (names (N,), cosine similarities (N,)).
+        """Open-set identification as ``FaceRecognizer.identify``: (names (N,), scores (N,)).
 
         Each face gets the person it is most similar to (the open-set rule of
-        ``FaceRecognizer.identify``), or ``"unknown"`` below ``threshold`` (a cosine
-        similarity, or ``"auto"``: the model's own).
+        ``FaceRecognizer.identify``), or ``"unknown"`` below ``threshold`` (a score as
+        that rule gives it, or ``"auto"``: the model's own).
         """
         limit = self.model.resolve_threshold(threshold)
         names, scores = self.search(images, k=1, batch_size=batch_size)
@@ -202,7 +202,7 @@ class Gallery:
         return answer.astype(str), best
 
     def search(self, images, *, k: int = 5, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most similar people to each face: names (N, k') and cosine similarities (N, k'), best first.
+        """The ``k`` most similar people to each face: names (N, k') and scores (N, k'), best first.
 
         ``k'`` is ``k``, or the number of people when fewer. A person's similarity is
         the open-set rule's over their templates (``pyface.recognition.identity``).
@@ -224,19 +224,21 @@ class Gallery:
             if not len(self._matrix):
                 raise ValueError(f"{self.where}: the gallery is empty; enroll someone first")
             take = min(int(k), len(self._matrix))
+            offsets = None if self.model.cohort_nearest is None else self.model.score_offsets(queries)
             if self._index is None:
-                ids, scores = self._matrix.search(queries, take, best_share=self.model.best_share)
+                ids, scores = self._matrix.search(queries, take, best_share=self.model.best_share,
+                                                  query_offsets=offsets)
             else:
-                ids, scores = self._proposed(queries, take)
+                ids, scores = self._proposed(queries, take, offsets)
             names = self._matrix.names
             return (np.array([[names[i] for i in row] for row in ids.tolist()], dtype=str).reshape(len(ids), take),
                     scores.astype(np.float64))
 
-    def _proposed(self, queries: np.ndarray, take: int) -> tuple[np.ndarray, np.ndarray]:
+    def _proposed(self, queries: np.ndarray, take: int, offsets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The approximate search: the index proposes the people of the nearest templates, at
         least ``PROPOSED`` of them, and each is scored by the open-set rule over their templates."""
         ids, _ = self._index.search(queries, min(len(self._matrix), max(take, PROPOSED)))
-        scores = self._matrix.score_people(queries, ids, best_share=self.model.best_share)
+        scores = self._matrix.score_people(queries, ids, best_share=self.model.best_share, query_offsets=offsets)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :take]
         return np.take_along_axis(ids, best, axis=1), np.take_along_axis(scores, best, axis=1)
 
@@ -273,7 +275,7 @@ class Gallery:
             if person in self._matrix.names:
                 self._matrix.names[person] = name  # renamed
             else:
-                self._matrix.add(person, name, vectors)
+                self._matrix.add(person, name, vectors, self.model.score_offsets(vectors))
                 if self._index is not None:
                     self._index.add(np.full(len(vectors), person), vectors)
 

@@ -8,7 +8,10 @@ counts); each weight array is the member ``param.<name>``, the trained people's 
 people's templates, one after the other, ``open_set.enrolled``; a model whose embeddings join
 the network's with a descriptor's (version 4 on) keeps its ``descriptor.mean`` and
 ``descriptor.projection``, described under ``descriptor`` in the JSON; version 5 on records
-the best template's share of an identity's score (``open_set.best_share``; 1 before).
+the best template's share of an identity's score (``open_set.best_share``; 1 before), and
+version 6 on how many of the cohort each face's offset averages over when scores are
+normalized against a cohort (``open_set.cohort_nearest``; None, plain cosines, before) and
+that cohort, ``open_set.cohort``.
 Version 2 files kept one mean embedding per person: each loads as that person's only template. Version 1 files,
 from before the open set, load with no templates, no threshold and nobody enrolled.
 Files are read with pickling disabled, so opening a model file never runs code from it.
@@ -35,13 +38,16 @@ FORMAT = "pyface-model"
 # without it and mismatch the templates, so it must refuse these files).
 # 5: identities scored by their best and mean templates (an older pyface would score by the
 # best template alone, higher, against thresholds set for this rule: it must refuse them).
-FORMAT_VERSION = 5
+# 6: scores normalized against the trained people (an older pyface would score plain cosines,
+# higher, against thresholds set for normalized scores: it must refuse them).
+FORMAT_VERSION = 6
 _KIND = "pyface model"
 _PARAM = "param."
 _TEMPLATES = "open_set.templates"
 _TEMPLATE_LABELS = "open_set.template_labels"
 _CENTROIDS = "open_set.centroids"  # version 2: one mean embedding per trained person
 _ENROLLED = "open_set.enrolled"
+_COHORT = "open_set.cohort"
 _DESCRIPTOR_MEAN = "descriptor.mean"
 _DESCRIPTOR_PROJECTION = "descriptor.projection"
 
@@ -50,7 +56,8 @@ def write_model(path, *, network: Network, names: list[str], preprocessor: Prepr
                 history: dict, templates: np.ndarray | None, template_labels: np.ndarray | None,
                 threshold: float | None, verify_threshold: float | None, enrolled: dict[str, np.ndarray],
                 best_share: float, calibration: dict | None = None,
-                descriptor: FaceDescriptor | None = None) -> None:
+                descriptor: FaceDescriptor | None = None, cohort: np.ndarray | None = None,
+                cohort_nearest: int | None = None) -> None:
     """Write the parts of a recognizer to ``path`` atomically (the old file or the complete new one).
 
     Weights holding NaN or infinity are refused with ``ValueError``: such a model would
@@ -69,7 +76,8 @@ def write_model(path, *, network: Network, names: list[str], preprocessor: Prepr
         "history": history,
         "open_set": {"threshold": threshold, "verify_threshold": verify_threshold,
                      "enrolled": [{"name": n, "templates": len(t)} for n, t in enrolled.items()],
-                     "calibration": calibration, "best_share": float(best_share)},
+                     "calibration": calibration, "best_share": float(best_share),
+                     "cohort_nearest": cohort_nearest},
         "descriptor": None if descriptor is None else descriptor.to_dict(),
     }
     arrays = {METADATA: np.array(json.dumps(metadata))}
@@ -79,6 +87,8 @@ def write_model(path, *, network: Network, names: list[str], preprocessor: Prepr
         arrays[_TEMPLATE_LABELS] = template_labels
     if enrolled:
         arrays[_ENROLLED] = np.concatenate(list(enrolled.values()))
+    if cohort is not None:
+        arrays[_COHORT] = cohort
     if descriptor is not None:
         arrays[_DESCRIPTOR_MEAN] = descriptor.mean
         arrays[_DESCRIPTOR_PROJECTION] = descriptor.projection
@@ -131,10 +141,19 @@ def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
             raise ValueError(f"{name} must be finite float32 values")
     if len({p["name"] for p in people}) != len(people):
         raise ValueError("an enrolled name appears twice")
+    cohort_nearest = info["cohort_nearest"] if version >= 6 else None
+    if cohort_nearest is not None and (isinstance(cohort_nearest, bool) or not isinstance(cohort_nearest, int)
+                                       or cohort_nearest < 1):
+        raise ValueError(f"cohort_nearest must be a positive integer or null, got {cohort_nearest!r}")
+    cohort = members.get(_COHORT) if cohort_nearest is not None else None
+    if cohort_nearest is not None and (cohort is None or cohort.dtype != np.float32 or not np.isfinite(cohort).all()):
+        raise ValueError(f"scores are normalized against a cohort but {_COHORT} is missing or not finite float32")
+    # A cosine lies in [-1, 1]; less the mean of two offsets (cosines too), in [-2, 2].
+    bound = 1 if cohort_nearest is None else 2
     for key in ("threshold", "verify_threshold"):
         value = info[key]
-        if value is not None and not (isinstance(value, (int, float)) and -1 <= value <= 1):
-            raise ValueError(f"{key} must be a cosine similarity in [-1, 1], got {value!r}")
+        if value is not None and not (isinstance(value, (int, float)) and -bound <= value <= bound):
+            raise ValueError(f"{key} must be a score in [-{bound}, {bound}], got {value!r}")
     ends = np.cumsum(counts)
     calibration = info.get("calibration")
     if calibration is not None and not isinstance(calibration, dict):
@@ -142,8 +161,8 @@ def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
     best_share = info["best_share"] if version >= 5 else 1.0
     check_best_share(best_share)
     return {"templates": templates, "template_labels": labels, "threshold": info["threshold"],
-            "calibration": calibration, "best_share": best_share,
-            "verify_threshold": info["verify_threshold"],
+            "calibration": calibration, "best_share": best_share, "cohort": cohort,
+            "cohort_nearest": cohort_nearest, "verify_threshold": info["verify_threshold"],
             "enrolled": {p["name"]: enrolled[end - c : end] for p, c, end in zip(people, counts, ends)}}
 
 

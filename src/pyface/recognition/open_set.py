@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.dataset import FaceDataset, select_people
+from .cohort import identity_offsets, normalized
 from .identity import BEST_SHARE, check_best_share, identity_scores, run_starts, template_sum_norms
 from .recognizer import UNKNOWN, FaceRecognizer
 
@@ -66,20 +67,32 @@ def _score_rows(embeddings: np.ndarray):
         yield rows, e[rows] @ e.T
 
 
-def pair_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pair_scores(embeddings: np.ndarray, labels: np.ndarray, *,
+                offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cosine scores of all pairs of unit ``embeddings`` (N, d): (genuine, impostor), each 1-D.
 
     A pair is genuine when both have the same label (N,); each unordered pair counts once,
-    in the order of ``np.triu_indices(N, 1)``.
+    in the order of ``np.triu_indices(N, 1)``. With ``offsets`` (N,) (``FaceRecognizer.score_offsets``),
+    each pair's cosine less the mean of its two offsets, as ``FaceRecognizer.verify`` scores it.
     """
     labels = np.asarray(labels)
+    half = None if offsets is None else 0.5 * _offsets(offsets, len(labels))
     genuine, impostor = [np.zeros(0)], [np.zeros(0)]
     for rows, scores in _score_rows(embeddings):
+        if half is not None:
+            scores -= half[rows][:, None] + half[None, :]
         later = np.arange(len(labels))[None, :] > rows[:, None]
         same = labels[rows][:, None] == labels[None, :]
         genuine.append(scores[later & same])
         impostor.append(scores[later & ~same])
     return np.concatenate(genuine), np.concatenate(impostor)
+
+
+def _offsets(offsets: np.ndarray, n: int) -> np.ndarray:
+    offsets = np.asarray(offsets, dtype=np.float64)
+    if offsets.shape != (n,):
+        raise ValueError(f"offsets must be one value per face ({n},), got shape {offsets.shape}")
+    return offsets
 
 
 def threshold_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> tuple[float, float, float]:
@@ -114,8 +127,9 @@ def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float | None:
 
 
 def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *, gallery: np.ndarray | None = None,
-                          gallery_labels: np.ndarray | None = None,
-                          best_share: float = BEST_SHARE) -> tuple[np.ndarray, np.ndarray]:
+                          gallery_labels: np.ndarray | None = None, best_share: float = BEST_SHARE,
+                          offsets: np.ndarray | None = None,
+                          gallery_offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the open-set rule on labelled unit ``embeddings`` (N, d), each face left out in turn.
 
     A face's score for a person is the rule of ``FaceRecognizer.identify``
@@ -126,17 +140,25 @@ def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *, gallery
     ``gallery`` (M, d), unit templates of yet other people, when given, grouped by
     ``gallery_labels`` (M,) (default: each template a person of its own): a stranger meets
     the whole gallery of a model, and the more people it holds, the likelier one of them
-    looks like the stranger. Returns (genuine, impostor), each 1-D, in the order of the faces.
+    looks like the stranger. With ``offsets`` (N,) and ``gallery_offsets`` (M,) (both or
+    neither; ``FaceRecognizer.score_offsets``), each score is less the mean of the face's
+    offset and the person's (the mean of their templates' offsets), as a model that
+    normalizes scores identifies. Returns (genuine, impostor), each 1-D, in the order of the faces.
     """
     best_share = check_best_share(best_share)
     labels = np.asarray(labels)
     e = np.asarray(embeddings, dtype=np.float64)
+    if gallery is not None and (offsets is None) != (gallery_offsets is None):
+        raise ValueError("offsets and gallery_offsets go together")
+    offset = np.zeros(len(e)) if offsets is None else _offsets(offsets, len(e))
     order = np.argsort(labels, kind="stable")  # each person's faces contiguous, as the rule needs
-    e, labels = e[order], labels[order]
+    e, labels, offset = e[order], labels[order], offset[order]
     starts = run_starts(labels)
+    lengths_of_runs = np.diff(np.r_[starts, len(e)])
+    offset_sums = np.add.reduceat(offset, starts) if len(e) else np.zeros(0)
     sums = np.add.reduceat(e, starts, axis=0) if len(e) else np.zeros((0, e.shape[1]))
     norms = template_sum_norms(e, starts)
-    person = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(e)]))  # each face's run
+    person = np.repeat(np.arange(len(starts)), lengths_of_runs)  # each face's run
     others = None
     if gallery is not None and len(gallery):
         others = np.asarray(gallery, dtype=np.float64)
@@ -147,6 +169,8 @@ def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *, gallery
         others, owners = others[grouped], owners[grouped]
         other_starts = run_starts(owners)
         other_norms = template_sum_norms(others, other_starts)
+        other_offsets = (np.zeros(len(other_starts)) if gallery_offsets is None else
+                         identity_offsets(_offsets(gallery_offsets, len(others))[grouped], other_starts))
     genuine, impostor = np.full(len(e), -np.inf), np.full(len(e), -np.inf)
     for rows, scores in _score_rows(e):
         own = person[rows]
@@ -157,11 +181,17 @@ def identification_scores(embeddings: np.ndarray, labels: np.ndarray, *, gallery
         lengths = np.broadcast_to(norms, total.shape).copy()
         lengths[np.arange(len(rows)), own] = np.maximum(np.linalg.norm(sums[own] - e[rows], axis=1), 1e-12)
         per_person = best_share * best + (1.0 - best_share) * total / lengths
+        if offsets is not None:  # each person's offset the mean of their templates', the face's own left out
+            people_offsets = np.broadcast_to(offset_sums / lengths_of_runs, total.shape).copy()
+            people_offsets[np.arange(len(rows)), own] = ((offset_sums[own] - offset[rows])
+                                                         / np.maximum(lengths_of_runs[own] - 1, 1))
+            per_person = per_person - 0.5 * (offset[rows][:, None] + people_offsets)
         genuine[rows] = per_person[np.arange(len(rows)), own]  # -inf for people with one face
         per_person[np.arange(len(rows)), own] = -np.inf
         impostor[rows] = per_person.max(axis=1)
         if others is not None:
             against = identity_scores(e[rows] @ others.T, other_starts, other_norms, best_share=best_share)
+            against = normalized(against, offset[rows], other_offsets)
             impostor[rows] = np.maximum(impostor[rows], against.max(axis=1))
     genuine[order], impostor[order] = genuine.copy(), impostor.copy()
     return genuine[np.isfinite(genuine)], impostor[np.isfinite(impostor)]

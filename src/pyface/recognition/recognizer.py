@@ -4,9 +4,10 @@ Besides the classifier's answer over the trained people, a recognizer answers in
 open set: every face becomes an embedding (the network's summary of it, scaled to unit
 length), every known identity keeps the embeddings of its images (its templates), and
 a face is the identity it is most similar to (by the cosines with its best template and
-with the mean of its templates: :mod:`.identity`), or "unknown" below a threshold. Trained
-people are known by their training images; new people are enrolled from a few images,
-without retraining.
+with the mean of its templates: :mod:`.identity`), or "unknown" below a threshold. Models
+that were calibrated for it take off each score how like the trained people both sides look
+(:mod:`.cohort`). Trained people are known by their training images; new people are enrolled
+from a few images, without retraining.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..data.images import read_image
 from ..kernel.blas import one_blas_thread
 from ..nn.functional import softmax, softmax_cross_entropy, unit_rows
 from ..nn.network import Network
+from .cohort import cohort_offsets, identity_offsets, normalized
 from .descriptor import FaceDescriptor
 from .histograms import histogram_size
 from .identity import BEST_SHARE, check_best_share, identity_scores, run_starts, template_sum_norms
@@ -96,7 +98,8 @@ class FaceRecognizer:
                  template_labels: np.ndarray | None = None, threshold: float | None = None,
                  verify_threshold: float | None = None, enrolled: dict | None = None,
                  calibration: dict | None = None, descriptor: FaceDescriptor | None = None,
-                 best_share: float = BEST_SHARE):
+                 best_share: float = BEST_SHARE, cohort: np.ndarray | None = None,
+                 cohort_nearest: int | None = None):
         names = [str(n) for n in names]
         if len(names) != network.arch.n_classes:
             raise ValueError(f"{len(names)} names for a network of {network.arch.n_classes} classes")
@@ -139,6 +142,24 @@ class FaceRecognizer:
         # for (pyface.recognition.identity); 1 for models written before the rule weighed the
         # mean template.
         self.best_share = check_best_share(best_share)
+        # Scores normalized against a cohort (pyface.recognition.cohort; the trained people's
+        # unit mean templates, kept apart from the templates so that a gallery of enrolled
+        # people alone scores the same way): each face's offset is the mean of its
+        # ``cohort_nearest`` highest cosines with the ``cohort`` (C, embedding_size); both None:
+        # scores are plain cosines (models whose kept-out people did not choose it).
+        if (cohort is None) != (cohort_nearest is None):
+            raise ValueError("cohort and cohort_nearest go together")
+        if cohort is not None:
+            if isinstance(cohort_nearest, bool) or not isinstance(cohort_nearest, (int, np.integer)) \
+                    or cohort_nearest < 1:
+                raise ValueError(f"cohort_nearest must be a positive integer or None, got {cohort_nearest!r}")
+            cohort = np.asarray(cohort, dtype=np.float32)
+            if cohort.ndim != 2 or cohort.shape[1] != d or not len(cohort) or not np.isfinite(cohort).all():
+                raise ValueError(f"the cohort must be finite rows of {d} values, got shape {cohort.shape}")
+            cohort_nearest = int(cohort_nearest)
+        self.cohort = cohort
+        self.cohort_nearest = cohort_nearest
+        self._offsets: dict[str | None, np.ndarray] = {}  # identity (None: the trained people) -> template offsets
         self._enrolled: dict[str, np.ndarray] = {}
         for name, vectors in (enrolled or {}).items():
             self._add_identity(name, np.asarray(vectors, dtype=np.float32))
@@ -221,9 +242,9 @@ class FaceRecognizer:
         Without a ``threshold`` and with nobody enrolled, the classifier's most
         probable trained person, as always; with ``return_scores`` the second return
         value (N,) is that probability. With people enrolled, or a ``threshold`` (a
-        cosine similarity, or ``"auto"`` for the model's :attr:`threshold`), the
-        open-set rule of :meth:`identify` applies and the scores are cosine
-        similarities; without a threshold nobody is "unknown".
+        score, or ``"auto"`` for the model's :attr:`threshold`), the
+        open-set rule of :meth:`identify` applies and the scores are its scores;
+        without a threshold nobody is "unknown".
         """
         if threshold is None and not self._enrolled:
             proba = self.predict_proba(inputs, batch_size=batch_size)
@@ -245,6 +266,31 @@ class FaceRecognizer:
 
     def _embed(self, images: np.ndarray, batch_size: int) -> np.ndarray:
         return embed_images(self.network, images, batch_size, self.descriptor)
+
+    def score_offsets(self, embeddings: np.ndarray) -> np.ndarray:
+        """What each of ``embeddings`` (N, embedding_size) takes off the scores it is part of, (N,) float64.
+
+        Half of each face's offset and half of each identity's are taken off their cosine
+        (:mod:`pyface.recognition.cohort`); zeros when the model's scores are plain cosines
+        (:attr:`cohort_nearest` None). For searches elsewhere (a :class:`~pyface.Gallery`)
+        to score as the model does.
+        """
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.embedding_size:
+            raise ValueError(f"embeddings must be rows of {self.embedding_size} values, got shape {embeddings.shape}")
+        if self.cohort_nearest is None:
+            return np.zeros(len(embeddings))
+        with one_blas_thread():
+            return cohort_offsets(embeddings, self.cohort, nearest=self.cohort_nearest)
+
+    def pair_score(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The scores (N,) of the pairs of faces embedded as rows of ``a`` and ``b`` (N, embedding_size),
+        as :meth:`verify` scores them: cosines, less the mean of the two offsets where the model
+        normalizes scores against its cohort."""
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+        return np.einsum("ij,ij->i", a, b) - 0.5 * (self.score_offsets(a) + self.score_offsets(b))
 
     # ------------------------------------------------------------------ the open set
 
@@ -305,6 +351,7 @@ class FaceRecognizer:
         if len(images) == 0:
             raise ValueError(f"no images to add to {name!r}")
         self._enrolled[name] = np.concatenate([self._enrolled[name], _unit_templates(self._embed(images, batch_size))])
+        self._offsets.pop(name, None)
 
     def _add_identity(self, name: str, vectors: np.ndarray) -> None:
         d = self.embedding_size
@@ -318,6 +365,7 @@ class FaceRecognizer:
         """Forget the enrolled person ``name``. Trained people cannot be removed without retraining."""
         if name in self._enrolled:
             del self._enrolled[name]
+            self._offsets.pop(name, None)
         elif name in self.names:
             raise ValueError(f"{name!r} is a trained person, not an enrolled one; only retraining removes them")
         else:
@@ -331,13 +379,14 @@ class FaceRecognizer:
         if old in self._enrolled:
             # Rebuilt to keep the order of enrollment.
             self._enrolled = {new if n == old else n: entry for n, entry in self._enrolled.items()}
+            self._offsets.pop(old, None)
         elif old in self.names:
             self.names[self.names.index(old)] = new
         else:
             raise KeyError(f"nobody called {old!r} is known to the model")
 
     def resolve_threshold(self, threshold: float | str | None, *, kind: str = "identify") -> float:
-        """The cosine threshold to apply: ``threshold``, or for None or ``"auto"`` the model's own.
+        """The score threshold to apply: ``threshold``, or for None or ``"auto"`` the model's own.
 
         ``kind`` names the model's own threshold: ``"identify"`` (:attr:`threshold`, a face
         against the known identities) or ``"verify"`` (:attr:`verify_threshold`, two faces).
@@ -355,14 +404,16 @@ class FaceRecognizer:
 
     def identify(self, inputs, *, threshold: float | str | None = None,
                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """Open-set identification: (names (N,), cosine similarities (N,)).
+        """Open-set identification: (names (N,), scores (N,)).
 
         Each face gets the identity of the :meth:`gallery` it is most similar to, or
         ``"unknown"`` when that similarity is below ``threshold`` (default: the model's
         :attr:`threshold`, chosen when it was trained). An identity's similarity weighs
         the cosines with its most similar template (:attr:`best_share` of it, a half in the
         models this release trains) and with the unit mean of its templates
-        (:mod:`pyface.recognition.identity`, where the rule's measurements are).
+        (:mod:`pyface.recognition.identity`, where the rule's measurements are); where the model
+        normalizes scores (:attr:`cohort_nearest`), less the mean of the face's and the
+        identity's offsets (:meth:`score_offsets`), else it is that cosine similarity.
         """
         limit = self.resolve_threshold(threshold)
         names, per_identity = self._similarities(inputs, batch_size)
@@ -373,7 +424,7 @@ class FaceRecognizer:
         return answer.astype(str), scores
 
     def search(self, inputs, *, k: int = 5, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most similar identities of each face: (names (N, k), cosine similarities (N, k)).
+        """The ``k`` most similar identities of each face: (names (N, k), scores (N, k)).
 
         Best first, each identity scored as in :meth:`identify`, with no threshold (nobody
         is "unknown"); fewer than ``k`` columns when the model knows fewer people.
@@ -386,12 +437,23 @@ class FaceRecognizer:
         scores = np.take_along_axis(per_identity, order, axis=1).astype(np.float64)
         return np.array(names, dtype=str)[order], scores
 
+    def _gallery_offsets(self) -> np.ndarray:
+        """The offsets of :meth:`gallery`'s templates, in its order (each identity's kept until it changes)."""
+        parts = []
+        for key, vectors in ([(None, self.templates)] if self.templates is not None else []) + list(self._enrolled.items()):
+            if key not in self._offsets:
+                self._offsets[key] = self.score_offsets(vectors)
+            parts.append(self._offsets[key])
+        return np.concatenate(parts)
+
     def _similarities(self, inputs, batch_size: int) -> tuple[list[str], np.ndarray]:
         """The open-set identities and each face's score (N, identities) for each (:mod:`.identity`)."""
         names, templates, owners = self.gallery()
         embedded = self._embed(self._images(inputs), batch_size)
         starts = run_starts(owners)
         norms = template_sum_norms(templates, starts)
+        if self.cohort_nearest is not None:
+            faces, identities = self.score_offsets(embedded), identity_offsets(self._gallery_offsets(), starts)
         per_identity = np.zeros((len(embedded), len(names)), dtype=embedded.dtype)
         # In blocks of faces, so the faces x templates similarities never all exist at once. At
         # one BLAS thread, as the network's own products: OpenBLAS's threads would spin on the
@@ -399,8 +461,10 @@ class FaceRecognizer:
         with one_blas_thread():
             for start in range(0, len(embedded), batch_size):
                 block = embedded[start : start + batch_size] @ templates.T
-                per_identity[start : start + batch_size] = identity_scores(
-                    block, starts, norms, best_share=self.best_share)
+                scores = identity_scores(block, starts, norms, best_share=self.best_share)
+                if self.cohort_nearest is not None:
+                    scores = normalized(scores, faces[start : start + batch_size], identities)
+                per_identity[start : start + batch_size] = scores
         return names, per_identity
 
     def identify_faces(self, image, *, threshold: float | str | None = None
@@ -420,7 +484,9 @@ class FaceRecognizer:
         return [(box, str(name), float(score)) for (box, _), name, score in zip(faces, names, scores)]
 
     def verify(self, a, b, *, threshold: float | str | None = None) -> tuple[bool, float]:
-        """Whether two face images show the same person, and the cosine similarity of their embeddings.
+        """Whether two face images show the same person, and their score (:meth:`pair_score`: the
+        cosine similarity of their embeddings, less the mean of their offsets where the model
+        normalizes scores).
 
         ``a`` and ``b`` are single images (paths, raw arrays, or FaceDatasets of one
         face); they are the same person when the similarity reaches ``threshold``
@@ -429,7 +495,7 @@ class FaceRecognizer:
         limit = self.resolve_threshold(threshold, kind="verify")
         images = np.concatenate([self._images(_single(a, "a")), self._images(_single(b, "b"))])
         ea, eb = self._embed(images, 2)
-        score = float(np.dot(ea.astype(np.float64), eb.astype(np.float64)))
+        score = float(self.pair_score(ea[None], eb[None])[0])
         return score >= limit, score
 
     def evaluate(self, dataset: FaceDataset, *, batch_size: int = 256) -> dict:
@@ -469,7 +535,8 @@ class FaceRecognizer:
                     training=self.training, history=self.history, templates=self.templates,
                     template_labels=self.template_labels, threshold=self.threshold,
                     verify_threshold=self.verify_threshold, enrolled=self._enrolled,
-                    calibration=self.calibration, descriptor=self.descriptor, best_share=self.best_share)
+                    calibration=self.calibration, descriptor=self.descriptor, best_share=self.best_share,
+                    cohort=self.cohort, cohort_nearest=self.cohort_nearest)
 
 
 def load_model(path) -> FaceRecognizer:

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..nn.network import Network
+from .cohort import NEAREST, cohort_means, cohort_offsets
 from .descriptor import FaceDescriptor
 from .identity import BEST_SHARE
 from .open_set import (curve_points, eer_threshold, equal_error_rate, identification_scores, pair_scores,
@@ -170,12 +171,28 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
         source = "validation images"
     embedded, labels = _sample(embedded, labels)
     trusted = source == "people kept out of training"
+    offsets = template_offsets = cohort = None
+    plain = pair_scores(embedded, labels)
+    if trusted and len(template_labels) and all(len(scores) for scores in plain):
+        # The kept-out people also choose whether scores are normalized against the trained
+        # people (pyface.recognition.cohort), by the equal error rate of their pairs.
+        members = cohort_means(templates, template_labels)
+        offsets = cohort_offsets(embedded, members, nearest=NEAREST)
+        eers = [equal_error_rate(*roc_curve(*scores))[0]
+                for scores in (plain, pair_scores(embedded, labels, offsets=offsets))]
+        cohort = {"nearest": NEAREST, "eer": eers, "normalized": bool(eers[1] < eers[0])}
+        if cohort["normalized"]:
+            reference.update(cohort=members, cohort_nearest=NEAREST)
+            template_offsets = cohort_offsets(templates, members, nearest=NEAREST)
+        else:
+            offsets = None
     # Kept-out people play strangers against the gallery the model will hold: the trained
     # people's templates as well as each other (on ORL, measured against each other alone,
     # a threshold for 1 % let in 27 % of unseen people's faces).
     identify = identification_scores(embedded, labels, gallery=templates if trusted else None,
-                                     gallery_labels=template_labels, best_share=BEST_SHARE)
-    verify = pair_scores(embedded, labels)
+                                     gallery_labels=template_labels, best_share=BEST_SHARE,
+                                     offsets=offsets, gallery_offsets=template_offsets)
+    verify = plain if offsets is None else pair_scores(embedded, labels, offsets=offsets)
     if not all(len(scores) for scores in (*identify, *verify)):
         return {**reference, "threshold": None, "verify_threshold": None}
     threshold, far, frr = _threshold(identify, target_far, trusted)
@@ -185,4 +202,5 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
                             "target_far": float(target_far),
                             "identify": {"far": far, "frr": frr, "curve": curve_points(*identify)},
                             "verify": {"far": verify_far, "frr": verify_frr, "curve": curve_points(*verify)},
-                            **({} if shares is None else {"descriptor_share": shares})}}
+                            **({} if shares is None else {"descriptor_share": shares}),
+                            **({} if cohort is None else {"cohort": cohort})}}

@@ -43,7 +43,9 @@ _IDENTIFY = {
         "200": _json("the answer", {"type": "object", "required": ["name", "score", "known"], "properties": {
             "name": {"type": "string", "description": "a known person, or \"unknown\""},
             "score": {"type": "number", "description": "similarity to that person: the mean of the cosines "
-                                                         "with their best template and their mean template"},
+                                                         "with their best template and their mean template, "
+                                                         "less the mean of the two offsets where the model "
+                                                         "normalizes scores"},
             "known": {"type": "boolean"},
             "candidates": {"type": "array", "items": _CANDIDATE, "description": "with k: the top k"}}}),
         **_errors(400, 409, 413, 415, 503)},
@@ -54,7 +56,9 @@ _VERIFY = {
     "requestBody": {"required": True, "content": _form({"a": "first face image", "b": "second face image"})},
     "responses": {
         "200": _json("the answer", {"type": "object", "properties": {
-            "same": {"type": "boolean"}, "score": {"type": "number", "description": "cosine similarity"},
+            "same": {"type": "boolean"}, "score": {"type": "number", "description": "cosine similarity (less the mean "
+                                                                           "of the two offsets where the model "
+                                                                           "normalizes scores)"},
             "threshold": {"type": "number", "description": "similarity from which the faces are the same person"}}}),
         **_errors(400, 409, 413, 415)},
 }
