@@ -104,8 +104,10 @@ def main():
     print(f"trained on {len(model.names)} people, never on {unseen.names[0]}-{unseen.names[-1]}")
     if model.descriptor is not None:
         print(f"joined with the {model.descriptor.kind} histograms at {model.descriptor.weight:g} of the cosine")
-    if model.cohort_nearest is not None:
-        print(f"scores normalized against the {len(model.cohort)} trained people ({model.cohort_nearest} nearest)")
+    chosen = (model.calibration or {}).get("cohort")
+    if chosen is not None:  # the kept-out people's EER of plain and of normalized scores
+        print(f"scores {'' if chosen['normalized'] else 'not '}normalized against the trained people "
+              f"(kept-out people's EER {100 * chosen['eer'][0]:.2f}% plain, {100 * chosen['eer'][1]:.2f}% normalized)")
     print(f"closed-set accuracy, {len(model.names)} trained people: {100 * closed:.2f}% ({len(test_set)} images)")
     print(f"identification accuracy, {len(unseen.names)} enrolled people among {people}: {100 * identified:.2f}% "
           f"({len(unseen) - 5 * len(unseen.names)} images)")

@@ -271,11 +271,20 @@ class Gallery:
                 self._matrix.remove(person)
                 if self._index is not None:
                     self._index.remove(person)
+        arriving, seen = [], set(self._matrix.names)
+        for person, _, vectors in changes.people:
+            if person not in seen:
+                seen.add(person)
+                arriving.append(vectors)
+        # The new templates' offsets in one product with the model's cohort, not one per person.
+        offsets = self.model.score_offsets(np.concatenate(arriving)) if arriving else None
+        done = 0
         for person, name, vectors in changes.people:
             if person in self._matrix.names:
                 self._matrix.names[person] = name  # renamed
             else:
-                self._matrix.add(person, name, vectors, self.model.score_offsets(vectors))
+                self._matrix.add(person, name, vectors, offsets[done : done + len(vectors)])
+                done += len(vectors)
                 if self._index is not None:
                     self._index.add(np.full(len(vectors), person), vectors)
 

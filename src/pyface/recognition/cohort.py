@@ -71,10 +71,10 @@ def identity_offsets(offsets: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.add.reduceat(offsets, starts) / lengths
 
 
-def normalized(scores: np.ndarray, query_offsets: np.ndarray, identity_offsets: np.ndarray) -> np.ndarray:
+def normalized(scores: np.ndarray, faces: np.ndarray, identities: np.ndarray) -> np.ndarray:
     """``scores`` (N, P) of N faces against P identities (or faces), less the mean of each
-    face's and each identity's offset; in the scores' float type."""
+    face's offset (``faces``, (N,)) and each identity's (``identities``, (P,)); in the scores'
+    float type."""
     scores = np.asarray(scores)
-    shift = 0.5 * (np.asarray(query_offsets, dtype=np.float64)[:, None]
-                   + np.asarray(identity_offsets, dtype=np.float64)[None, :])
+    shift = 0.5 * (np.asarray(faces, dtype=np.float64)[:, None] + np.asarray(identities, dtype=np.float64)[None, :])
     return (scores - shift).astype(scores.dtype, copy=False)

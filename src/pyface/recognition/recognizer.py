@@ -157,9 +157,9 @@ class FaceRecognizer:
             if cohort.ndim != 2 or cohort.shape[1] != d or not len(cohort) or not np.isfinite(cohort).all():
                 raise ValueError(f"the cohort must be finite rows of {d} values, got shape {cohort.shape}")
             cohort_nearest = int(cohort_nearest)
-        self.cohort = cohort
-        self.cohort_nearest = cohort_nearest
-        self._offsets: dict[str | None, np.ndarray] = {}  # identity (None: the trained people) -> template offsets
+        self._cohort, self._cohort_nearest = cohort, cohort_nearest
+        # identity (None: the trained people) -> (its templates, their offsets), while they are its templates
+        self._offsets: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
         self._enrolled: dict[str, np.ndarray] = {}
         for name, vectors in (enrolled or {}).items():
             self._add_identity(name, np.asarray(vectors, dtype=np.float32))
@@ -167,6 +167,16 @@ class FaceRecognizer:
     @property
     def architecture(self):
         return self.network.arch
+
+    @property
+    def cohort(self) -> np.ndarray | None:
+        """The cohort scores are normalized against (C, embedding_size) float32, or None: plain cosines."""
+        return self._cohort
+
+    @property
+    def cohort_nearest(self) -> int | None:
+        """How many of the :attr:`cohort` each face's offset averages over, or None: plain cosines."""
+        return self._cohort_nearest
 
     @property
     def embedding_size(self) -> int:
@@ -441,9 +451,9 @@ class FaceRecognizer:
         """The offsets of :meth:`gallery`'s templates, in its order (each identity's kept until it changes)."""
         parts = []
         for key, vectors in ([(None, self.templates)] if self.templates is not None else []) + list(self._enrolled.items()):
-            if key not in self._offsets:
-                self._offsets[key] = self.score_offsets(vectors)
-            parts.append(self._offsets[key])
+            if key not in self._offsets or self._offsets[key][0] is not vectors:
+                self._offsets[key] = (vectors, self.score_offsets(vectors))
+            parts.append(self._offsets[key][1])
         return np.concatenate(parts)
 
     def _similarities(self, inputs, batch_size: int) -> tuple[list[str], np.ndarray]:
