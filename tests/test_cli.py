@@ -431,7 +431,9 @@ def test_train_open_set_joins_the_descriptor_unless_told(tmp_path, capsys, given
     (["train", "x", "--blended", "-1"], "argument --blended: must be 'auto' or at least 0, got -1"),
     (["train", "x", "--blended", "lots"], "expected 'auto' or a whole number, got 'lots'"),
     (["train", "x", "--descriptor", "sift"], "argument --descriptor: invalid choice: 'sift'"),
-    (["predict", "m", "i", "--threshold", "1.5"], "argument --threshold: must lie in [0, 1]"),
+    (["predict", "m", "i", "--threshold", "2.5"], "argument --threshold: must lie in [-2, 2]"),
+    (["verify", "m", "a", "b", "--threshold", "nan"], "argument --threshold: must lie in [-2, 2]"),
+    (["predict", "m", "i", "--threshold", "high"], "argument --threshold: expected a number or 'auto'"),
     (["bench", "--threads", "0"], "argument --threads: must be at least 1"),
     (["demo", "--people", "1"], "argument --people: must be at least 2"),
     (["fly"], "invalid choice: 'fly'"),
@@ -468,3 +470,12 @@ def test_python_dash_m_pyface_runs_the_command(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == "pyface: error: model file not found: missing.pyface\n"
+
+
+@pytest.mark.parametrize("text, value", [("auto", "auto"), ("-0.25", -0.25), ("0", 0.0), ("2", 2.0), ("-2", -2.0)])
+def test_a_threshold_is_a_score_of_either_sign_or_auto(text, value):
+    # A model that normalizes scores against its cohort sets thresholds near 0, and a more
+    # lenient one lies below it.
+    from pyface.cli.options import threshold_option
+
+    assert threshold_option(text) == value

@@ -140,6 +140,6 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p = action("identify", cmd_identify, "name the person in each image, or 'unknown'")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--threshold", type=threshold_option, default="auto",
-                   help="score below which a face is 'unknown' (0..1, default 'auto': the model's own)")
+                   help="score below which a face is 'unknown' (-2..2, default 'auto': the model's own)")
     p.add_argument("--approximate", action="store_true", help="search with the approximate index (pyface[ann])")
     p.add_argument("--json", action="store_true", help="print the results as JSON")

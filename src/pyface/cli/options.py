@@ -82,5 +82,14 @@ def positive_float(text: str) -> float:
 
 
 def threshold_option(text: str) -> float | str:
-    """A score in [0, 1] (``FaceRecognizer.identify``'s or ``verify``'s), or ``'auto'`` for the model's own threshold."""
-    return "auto" if text == "auto" else fraction(True, True)(text)
+    """A score in [-2, 2] (``FaceRecognizer.identify``'s or ``verify``'s: a cosine, less the mean
+    of two offsets where the model normalizes scores), or ``'auto'`` for the model's own threshold."""
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+    if not -2.0 <= value <= 2.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must lie in [-2, 2], got {text}")
+    return value

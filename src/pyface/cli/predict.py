@@ -25,7 +25,7 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--threshold", type=threshold_option,
                    help="open-set rule: name the most similar trained or enrolled person, or 'unknown' when "
-                   "its score is below this (0..1, or 'auto' for the model's own threshold)")
+                   "its score is below this (-2..2, or 'auto' for the model's own threshold)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     distributed.add_predict_options(p)
 

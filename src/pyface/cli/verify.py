@@ -19,7 +19,7 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", help="first image file")
     p.add_argument("b", metavar="B", help="second image file")
     p.add_argument("--threshold", type=threshold_option, default="auto",
-                   help="score from which the faces are the same person (0..1; default: "
+                   help="score from which the faces are the same person (-2..2; default: "
                    "'auto', the model's own threshold)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
