@@ -549,7 +549,7 @@ def test_cli_enroll_then_predict_and_verify(on_disk, capsys):
     (["enroll", "{model}", "dora", "nowhere.png"], "image file not found: nowhere.png"),
     (["enroll", "missing.pyface", "dora", "{image}"], "model file not found: missing.pyface"),
     (["verify", "{model}", "{image}", "nowhere.png"], "image file not found: nowhere.png"),
-    (["verify", "{model}", "{image}", "{image}", "--threshold", "2"], "argument --threshold: must lie in [0, 1]"),
+    (["verify", "{model}", "{image}", "{image}", "--threshold", "2.5"], "argument --threshold: must lie in [-2, 2]"),
     (["predict", "{model}", "{image}", "--threshold", "high"], "argument --threshold: expected a number"),
 ])
 def test_cli_errors_are_one_line(on_disk, capsys, argv, fragment):
