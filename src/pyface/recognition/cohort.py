@@ -23,13 +23,20 @@ import numpy as np
 
 from ..nn.functional import unit_rows
 
-__all__ = ["NEAREST", "cohort_means", "cohort_offsets", "identity_offsets", "normalized"]
+__all__ = ["NEAREST", "check_nearest", "cohort_means", "cohort_offsets", "identity_offsets", "normalized"]
 
 # The cohort's members each face's offset averages over (LFW's held-out people, 1,218 trained
 # people's means, 25 / 50 / 100 / 200 nearest: EER 14.70 / 14.69 / 14.75 / 14.75 %).
 NEAREST = 50
 # Cohort rows per block of the offsets' products: a block's cosines stay near this many floats.
 _BLOCK_FLOATS = 1 << 22
+
+
+def check_nearest(nearest, name: str = "nearest") -> int:
+    """``nearest`` as an int, or ValueError (naming it ``name``) unless it is a positive integer."""
+    if isinstance(nearest, bool) or not isinstance(nearest, (int, np.integer)) or nearest < 1:
+        raise ValueError(f"{name} must be a positive integer, got {nearest!r}")
+    return int(nearest)
 
 
 def cohort_means(templates: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -47,11 +54,10 @@ def cohort_offsets(embeddings: np.ndarray, cohort: np.ndarray, *, nearest: int =
     the rows of ``cohort`` (C, d) (all of them when C is smaller), float64 (N,)."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
     cohort = np.asarray(cohort, dtype=np.float32)
-    if isinstance(nearest, bool) or not isinstance(nearest, (int, np.integer)) or nearest < 1:
-        raise ValueError(f"nearest must be a positive integer, got {nearest!r}")
+    nearest = check_nearest(nearest)
     if not len(cohort):
         raise ValueError("a cohort needs at least one member")
-    take = min(int(nearest), len(cohort))
+    take = min(nearest, len(cohort))
     out = np.empty(len(embeddings), dtype=np.float64)
     block = max(1, _BLOCK_FLOATS // len(cohort))
     for start in range(0, len(embeddings), block):

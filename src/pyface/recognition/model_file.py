@@ -29,6 +29,7 @@ from ..io.npz import METADATA, ModelFileError, check_format, read_metadata, read
 from ..nn.network import Architecture, Network, non_finite_parameters
 from .descriptor import FaceDescriptor
 from .histograms import LAYOUT
+from .cohort import check_nearest
 from .identity import check_best_share
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "write_model", "read_model"]
@@ -142,9 +143,8 @@ def _open_set(metadata: dict, members: dict[str, np.ndarray]) -> dict:
     if len({p["name"] for p in people}) != len(people):
         raise ValueError("an enrolled name appears twice")
     cohort_nearest = info["cohort_nearest"] if version >= 6 else None
-    if cohort_nearest is not None and (isinstance(cohort_nearest, bool) or not isinstance(cohort_nearest, int)
-                                       or cohort_nearest < 1):
-        raise ValueError(f"cohort_nearest must be a positive integer or null, got {cohort_nearest!r}")
+    if cohort_nearest is not None:
+        check_nearest(cohort_nearest, "cohort_nearest")
     cohort = members.get(_COHORT) if cohort_nearest is not None else None
     if cohort_nearest is not None and (cohort is None or cohort.dtype != np.float32 or not np.isfinite(cohort).all()):
         raise ValueError(f"scores are normalized against a cohort but {_COHORT} is missing or not finite float32")

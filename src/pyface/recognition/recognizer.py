@@ -21,7 +21,7 @@ from ..data.images import read_image
 from ..kernel.blas import one_blas_thread
 from ..nn.functional import softmax, softmax_cross_entropy, unit_rows
 from ..nn.network import Network
-from .cohort import cohort_offsets, identity_offsets, normalized
+from .cohort import check_nearest, cohort_offsets, identity_offsets, normalized
 from .descriptor import FaceDescriptor
 from .histograms import histogram_size
 from .identity import BEST_SHARE, check_best_share, identity_scores, run_starts, template_sum_norms
@@ -150,13 +150,10 @@ class FaceRecognizer:
         if (cohort is None) != (cohort_nearest is None):
             raise ValueError("cohort and cohort_nearest go together")
         if cohort is not None:
-            if isinstance(cohort_nearest, bool) or not isinstance(cohort_nearest, (int, np.integer)) \
-                    or cohort_nearest < 1:
-                raise ValueError(f"cohort_nearest must be a positive integer or None, got {cohort_nearest!r}")
+            cohort_nearest = check_nearest(cohort_nearest, "cohort_nearest")
             cohort = np.asarray(cohort, dtype=np.float32)
             if cohort.ndim != 2 or cohort.shape[1] != d or not len(cohort) or not np.isfinite(cohort).all():
                 raise ValueError(f"the cohort must be finite rows of {d} values, got shape {cohort.shape}")
-            cohort_nearest = int(cohort_nearest)
         self._cohort, self._cohort_nearest = cohort, cohort_nearest
         # identity (None: the trained people) -> (its templates, their offsets), while they are its templates
         self._offsets: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}

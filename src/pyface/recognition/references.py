@@ -118,8 +118,9 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
                        calibration: tuple[np.ndarray, np.ndarray] | None = None,
                        descriptor: FaceDescriptor | Sequence[FaceDescriptor] | None = None,
                        target_far: float = DEFAULT_FAR) -> dict:
-    """The trained people's templates, the default cosine thresholds, the descriptor and the
-    open-set rule the thresholds are set for (``best_share``), as ``FaceRecognizer`` keywords.
+    """The trained people's templates, the default thresholds, the descriptor, the open-set rule
+    the thresholds are set for (``best_share``) and the cohort scores are normalized against
+    (``cohort``, ``cohort_nearest``, when chosen), as ``FaceRecognizer`` keywords.
 
     ``train``, ``validation`` and ``calibration`` are (preprocessed images, labels). With
     ``calibration`` people, ``descriptor``'s share of the joined cosine is chosen on them
@@ -140,7 +141,10 @@ def open_set_reference(network: Network, train: tuple[np.ndarray, np.ndarray],
     ``verify_threshold`` that of all pairs of faces. ``calibration`` (the key) records
     where they were measured, their false acceptance and rejection rates there, and the
     curve they were chosen from, and the descriptor's share's curve (``"descriptor_share"``)
-    when it was chosen. At most ``THRESHOLD_FACES`` faces, a fixed sample, are used.
+    when it was chosen. With kept-out people, they also choose whether scores are normalized
+    against the trained people's unit mean templates (:mod:`.cohort`), by the equal error
+    rate of their pairs (``"cohort"``: both rates and the choice), and the thresholds are set
+    on the scores the model will give. At most ``THRESHOLD_FACES`` faces, a fixed sample, are used.
     """
     (x_train, y_train), (x_val, y_val) = train, validation
     shares = None
